@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Fails when a source folder includes a folder it must not depend on (DESIGN.md section 2):
+#   common <- engine, common <- store, {common, engine, store} <- server.
+# Also keeps third-party headers in the folder that owns them.
+set -u
+root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
+fail=0
+check() {  # folder, forbidden include regex, reason
+  local hits
+  hits=$(grep -rnE "^[[:space:]]*#[[:space:]]*include[[:space:]]*[<\"]($2)" "$root/$1" --include='*.h' --include='*.cc' 2>/dev/null)
+  if [ -n "$hits" ]; then
+    echo "layering violation: $1/ $3:"; echo "$hits"; fail=1
+  fi
+}
+check common 'engine/|store/|server/' "must not include engine/, store/ or server/"
+check engine 'store/|server/' "must not include store/ or server/"
+check store 'engine/|server/' "must not include engine/ or server/"
+check common 'yaml-cpp/|re2/|sqlite3|httplib' "must not use yaml-cpp, re2, sqlite3 or httplib"
+check engine 'sqlite3|httplib|openssl/' "must not use sqlite3, httplib or OpenSSL directly"
+check store 'yaml-cpp/|re2/|httplib' "must not use yaml-cpp, re2 or httplib"
+check server 'sqlite3|yaml-cpp/|re2/' "must not use sqlite3, yaml-cpp or re2 (those belong to store/ and engine/)"
+if [ $fail = 0 ]; then echo "layering ok"; fi
+exit $fail
