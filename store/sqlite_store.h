@@ -1,0 +1,170 @@
+// SqliteStore: the embedded SQLite implementation of every store interface (store/store.h).
+//
+// One database file, WAL mode, foreign keys on, numbered migrations applied at Open (inside
+// transactions; a database whose schema is newer than this code is refused). Connections:
+//   - admin writer (synchronous=FULL): every admin change is fsynced before it is
+//     acknowledged.
+//   - decision-log writer (synchronous=NORMAL): in WAL mode a commit is in the OS page cache
+//     before AppendDecisions returns, so it survives a crash of the process (kill -9), not a
+//     power loss; that is the durability the decision log promises, and it keeps group commit
+//     fast. The two writers share one in-process write mutex so they queue on it instead of
+//     sleeping in SQLite's busy handler.
+//   - a small pool of read-only connections, each with its own mutex, so reads never queue
+//     behind writes (WAL readers see the last committed snapshot).
+//   - a checkpoint connection used only by Checkpoint().
+// Automatic checkpoints are off on every connection (wal_autocheckpoint=0): a checkpoint
+// inside a writer's commit caused latency spikes on the check path. The server must call
+// Checkpoint() on a schedule (e.g. every second): it runs a PASSIVE checkpoint, which never
+// blocks writers, and a TRUNCATE checkpoint (under the write mutex, so it briefly holds off
+// writers) when the WAL file has grown past Options::wal_truncate_bytes.
+//
+// Thread-safety: all public methods are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "store/store.h"
+
+namespace warden::store {
+
+class Connection;  // store/sqlite_db.h
+
+class SqliteStore final : public Store {
+ public:
+  struct Options {
+    int read_connections = 3;
+    // Page cache per connection, KiB. Kept small: the memory budget of the whole server with
+    // 10,000 accounts and 100,000 tokens is 64 MiB.
+    int cache_kib = 4096;
+    int busy_timeout_ms = 5000;
+    // Checkpoint() truncates the WAL when it is larger than this.
+    int64_t wal_truncate_bytes = 64ll << 20;
+  };
+
+  // The schema version this code creates and understands.
+  static int SchemaVersion();
+
+  // Opens (creating when absent) the database at `path` and migrates it. FailedPrecondition
+  // when the file's schema is newer than SchemaVersion(); Unavailable when it cannot be opened.
+  // `clock` must outlive the store.
+  static StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path, const Clock& clock,
+                                                     Options options);
+  static StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& path,
+                                                     const Clock& clock) {
+    return Open(path, clock, Options());
+  }
+  ~SqliteStore() override;
+
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  // PASSIVE checkpoint, then TRUNCATE when the WAL is larger than wal_truncate_bytes.
+  Status Checkpoint();
+  // Size of the -wal file in bytes (0 when absent); for metrics and tests.
+  int64_t WalSizeBytes() const;
+  const std::string& path() const { return path_; }
+
+  // TenantStore
+  StatusOr<Tenant> EnsureDefaultTenant() override;
+  StatusOr<Tenant> GetTenant(const std::string& tenant_id) override;
+  StatusOr<std::string> RotateTenantToken(const std::string& tenant_id,
+                                          const AuditEntry* audit = nullptr) override;
+  StatusOr<Tenant> FindTenantByToken(const std::string& tenant_token) override;
+
+  // UserStore
+  StatusOr<User> CreateUser(const User& user, const AuditEntry* audit = nullptr) override;
+  StatusOr<User> GetUser(const std::string& tenant_id, const std::string& user_id) override;
+  StatusOr<User> FindUserByEmail(const std::string& tenant_id, const std::string& email) override;
+  StatusOr<Page<User>> ListUsers(const std::string& tenant_id,
+                                 const ListOptions& options) override;
+  StatusOr<User> UpdateUser(const std::string& tenant_id, const std::string& user_id,
+                            const UserUpdate& update, const AuditEntry* audit = nullptr) override;
+  Status DeleteUser(const std::string& tenant_id, const std::string& user_id,
+                    const AuditEntry* audit = nullptr) override;
+  StatusOr<int64_t> CountUsers(const std::string& tenant_id) override;
+  StatusOr<Session> CreateSession(const Session& session) override;
+  StatusOr<Session> FindSessionByHash(const std::string& token_hash) override;
+  Status DeleteSession(const std::string& session_id) override;
+  StatusOr<int64_t> DeleteExpiredSessions() override;
+  StatusOr<int64_t> DeleteSessionsOfUser(const std::string& tenant_id,
+                                         const std::string& user_id) override;
+
+  // AccountStore
+  StatusOr<ServiceAccount> CreateAccount(const ServiceAccount& account,
+                                         const AuditEntry* audit = nullptr) override;
+  StatusOr<ServiceAccount> GetAccount(const std::string& tenant_id,
+                                      const std::string& account_id,
+                                      bool include_deleted = false) override;
+  StatusOr<ServiceAccount> GetAccountByName(const std::string& tenant_id,
+                                            const std::string& name,
+                                            bool include_deleted = false) override;
+  StatusOr<Page<ServiceAccount>> ListAccounts(const std::string& tenant_id,
+                                              const ListOptions& options) override;
+  StatusOr<ServiceAccount> UpdateAccount(const std::string& tenant_id,
+                                         const std::string& account_id,
+                                         const AccountUpdate& update,
+                                         const AuditEntry* audit = nullptr) override;
+  Status SoftDeleteAccount(const std::string& tenant_id, const std::string& account_id,
+                           const AuditEntry* audit = nullptr) override;
+  StatusOr<PolicyVersion> SetPolicy(const std::string& tenant_id, const std::string& account_id,
+                                    const std::string& policy_yaml,
+                                    const std::string& actor_type, const std::string& actor_id,
+                                    std::optional<int64_t> expected_version = {},
+                                    const AuditEntry* audit = nullptr) override;
+  StatusOr<std::vector<PolicyVersion>> ListPolicyVersions(const std::string& tenant_id,
+                                                          const std::string& account_id) override;
+
+  // TokenStore
+  Status CreateToken(const ApiTokenRecord& token, const AuditEntry* audit = nullptr) override;
+  StatusOr<std::vector<ApiTokenRecord>> ListTokens(const std::string& tenant_id,
+                                                   const std::string& account_id) override;
+  Status DeleteToken(const std::string& tenant_id, const std::string& account_id,
+                     const std::string& token_id, const AuditEntry* audit = nullptr) override;
+  StatusOr<TokenLookup> LookupToken(const std::string& token_id) override;
+  Status TouchTokensLastUsed(const std::vector<std::pair<std::string, int64_t>>& uses) override;
+  StatusOr<int64_t> CountTokens(const std::string& tenant_id) override;
+
+  // AuditLog
+  Status Append(AuditEntry* entry) override;
+  StatusOr<Page<AuditEntry>> List(const AuditQuery& query) override;
+
+  // DecisionLog
+  Status AppendDecisions(std::vector<DecisionRow>* rows) override;
+  StatusOr<Page<DecisionRow>> Query(const DecisionQuery& query) override;
+  StatusOr<int64_t> Prune(int64_t max_age_ms, int64_t max_rows, int batch_size) override;
+  StatusOr<int64_t> CountDecisions(const std::string& tenant_id,
+                                   const std::string& principal_id) override;
+
+  // Health
+  Status Ping() override;
+
+ private:
+  class ReadLease;  // a locked read connection, released on destruction
+
+  SqliteStore(std::string path, const Clock& clock, Options options);
+  ReadLease AcquireReader() const;
+
+  const std::string path_;
+  const Clock& clock_;
+  const Options options_;
+
+  // Held by any write transaction on admin_ or log_ (and the TRUNCATE checkpoint), so the two
+  // writer connections queue in-process rather than in SQLite's sleeping busy handler.
+  // Lock order: write_mu_ before a connection's own mutex.
+  mutable std::mutex write_mu_;
+  std::unique_ptr<Connection> admin_;       // synchronous=FULL
+  std::unique_ptr<Connection> log_;         // synchronous=NORMAL
+  std::unique_ptr<Connection> checkpointer_;
+  std::vector<std::unique_ptr<Connection>> readers_;
+  mutable std::atomic<uint32_t> next_reader_{0};
+};
+
+}  // namespace warden::store
