@@ -1,0 +1,150 @@
+#include "store/schema.h"
+
+namespace warden::store {
+
+namespace {
+
+// Version 1. Every row carries tenant_id. Listings page by an AUTOINCREMENT seq assigned at
+// insert (commit order), never by ULID. Log tables have no foreign keys: their rows outlive
+// the accounts they name.
+constexpr char kV1[] = R"sql(
+CREATE TABLE tenants (
+  id           TEXT PRIMARY KEY,
+  name         TEXT NOT NULL,
+  tenant_token TEXT NOT NULL UNIQUE,
+  created_at   INTEGER NOT NULL
+);
+
+CREATE TABLE users (
+  seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+  id            TEXT NOT NULL UNIQUE,
+  tenant_id     TEXT NOT NULL REFERENCES tenants (id),
+  email         TEXT NOT NULL,
+  name          TEXT NOT NULL,
+  roles         TEXT NOT NULL,
+  attributes    TEXT NOT NULL,
+  enabled       INTEGER NOT NULL,
+  password_hash TEXT NOT NULL,
+  created_at    INTEGER NOT NULL,
+  updated_at    INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX users_email ON users (tenant_id, email COLLATE NOCASE);
+CREATE INDEX users_tenant ON users (tenant_id);
+
+CREATE TABLE sessions (
+  id         TEXT PRIMARY KEY,
+  tenant_id  TEXT NOT NULL,
+  user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  token_hash TEXT NOT NULL UNIQUE,
+  csrf_token TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX sessions_user ON sessions (tenant_id, user_id);
+CREATE INDEX sessions_expires ON sessions (expires_at);
+
+CREATE TABLE service_accounts (
+  seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+  id              TEXT NOT NULL UNIQUE,
+  tenant_id       TEXT NOT NULL REFERENCES tenants (id),
+  name            TEXT NOT NULL,
+  description     TEXT NOT NULL,
+  enabled         INTEGER NOT NULL,
+  policy_yaml     TEXT NOT NULL,
+  policy_version  INTEGER NOT NULL,
+  attributes      TEXT NOT NULL,
+  created_at      INTEGER NOT NULL,
+  created_by_type TEXT NOT NULL,
+  created_by_id   TEXT NOT NULL,
+  updated_at      INTEGER NOT NULL,
+  deleted_at      INTEGER NOT NULL DEFAULT 0
+);
+-- Names are unique among live accounts only: soft delete frees the name.
+CREATE UNIQUE INDEX service_accounts_live_name
+  ON service_accounts (tenant_id, name COLLATE NOCASE) WHERE deleted_at = 0;
+CREATE INDEX service_accounts_tenant ON service_accounts (tenant_id, deleted_at);
+
+CREATE TABLE service_account_policy_versions (
+  tenant_id   TEXT NOT NULL,
+  account_id  TEXT NOT NULL REFERENCES service_accounts (id),
+  version     INTEGER NOT NULL,
+  policy_yaml TEXT NOT NULL,
+  created_at  INTEGER NOT NULL,
+  actor_type  TEXT NOT NULL,
+  actor_id    TEXT NOT NULL,
+  PRIMARY KEY (account_id, version)
+);
+
+CREATE TABLE api_tokens (
+  id              TEXT PRIMARY KEY,
+  tenant_id       TEXT NOT NULL,
+  account_id      TEXT NOT NULL REFERENCES service_accounts (id) ON DELETE CASCADE,
+  name            TEXT NOT NULL,
+  secret_hash     BLOB NOT NULL,
+  display_prefix  TEXT NOT NULL,
+  created_at      INTEGER NOT NULL,
+  created_by_type TEXT NOT NULL,
+  created_by_id   TEXT NOT NULL,
+  last_used_at    INTEGER NOT NULL DEFAULT 0,
+  expires_at      INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX api_tokens_account ON api_tokens (account_id);
+
+CREATE TABLE audit_log (
+  seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+  id          TEXT NOT NULL,
+  tenant_id   TEXT NOT NULL,
+  time        INTEGER NOT NULL,
+  actor_type  TEXT NOT NULL,
+  actor_id    TEXT NOT NULL,
+  action      TEXT NOT NULL,
+  target_type TEXT NOT NULL,
+  target_id   TEXT NOT NULL,
+  target_name TEXT NOT NULL,
+  details     TEXT NOT NULL
+);
+CREATE INDEX audit_log_tenant ON audit_log (tenant_id, seq);
+CREATE INDEX audit_log_target ON audit_log (tenant_id, target_id, seq);
+
+CREATE TABLE decision_log (
+  seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+  id              TEXT NOT NULL,
+  time            INTEGER NOT NULL,
+  tenant_id       TEXT NOT NULL,
+  principal_type  TEXT NOT NULL,
+  principal_id    TEXT NOT NULL,
+  principal_name  TEXT NOT NULL,
+  token_id        TEXT NOT NULL,
+  model           TEXT NOT NULL,
+  action          TEXT NOT NULL,
+  resource_id     TEXT NOT NULL,
+  allowed         INTEGER NOT NULL,
+  reason          TEXT NOT NULL,
+  rule            TEXT NOT NULL,
+  eval_error      TEXT NOT NULL,
+  policy_revision TEXT NOT NULL,
+  client_addr     TEXT NOT NULL,
+  method          TEXT NOT NULL,
+  path            TEXT NOT NULL,
+  request_id      TEXT NOT NULL,
+  latency_us      INTEGER NOT NULL
+);
+CREATE INDEX decision_log_principal ON decision_log (tenant_id, principal_id, seq);
+CREATE INDEX decision_log_tenant ON decision_log (tenant_id, seq);
+CREATE INDEX decision_log_time ON decision_log (time);
+
+-- One row written by Ping() to prove the database is writable.
+CREATE TABLE health (
+  id        INTEGER PRIMARY KEY,
+  pinged_at INTEGER NOT NULL
+);
+)sql";
+
+}  // namespace
+
+const std::vector<const char*>& Migrations() {
+  static const std::vector<const char*> kMigrations = {kV1};
+  return kMigrations;
+}
+
+}  // namespace warden::store

@@ -1,0 +1,13 @@
+// The numbered schema migrations of the SQLite store. Migration i (0-based) takes the schema
+// from version i to version i+1; SqliteStore::Open applies the missing ones in order, each in
+// its own transaction. Append new migrations; never edit a released one.
+#pragma once
+
+#include <vector>
+
+namespace warden::store {
+
+// Constant SQL texts, one per schema version.
+const std::vector<const char*>& Migrations();
+
+}  // namespace warden::store

@@ -1,0 +1,1172 @@
+#include "store/sqlite_store.h"
+
+#include <algorithm>
+#include <charconv>
+#include <filesystem>
+#include <limits>
+#include <system_error>
+
+#include "common/ids.h"
+#include "store/schema.h"
+#include "store/sqlite_db.h"
+
+namespace warden::store {
+namespace {
+
+using nlohmann::json;
+
+constexpr int64_t kNoCursor = std::numeric_limits<int64_t>::max();
+
+// Cursors are opaque to callers: "c" followed by the last seq returned, in base 10.
+std::string EncodeCursor(int64_t seq) { return "c" + std::to_string(seq); }
+
+StatusOr<int64_t> DecodeCursor(const std::string& cursor) {
+  if (cursor.empty()) return kNoCursor;
+  int64_t seq = 0;
+  const char* begin = cursor.data() + 1;
+  const char* end = cursor.data() + cursor.size();
+  auto [ptr, ec] = std::from_chars(begin, end, seq);
+  if (cursor[0] != 'c' || begin == end || ec != std::errc() || ptr != end || seq <= 0) {
+    return InvalidArgumentError("malformed cursor", "cursor");
+  }
+  return seq;
+}
+
+int ClampLimit(int limit) {
+  if (limit <= 0) return kDefaultPageLimit;
+  return std::min(limit, kMaxPageLimit);
+}
+
+StatusOr<json> ParseJsonColumn(const std::string& text, std::string_view what) {
+  json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) {
+    return InternalError("stored " + std::string(what) + " is not valid JSON");
+  }
+  return value;
+}
+
+std::string DumpJson(const json& value) {
+  // Replace invalid UTF-8 instead of throwing: attributes come from clients.
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// Takes items from rows fetched with LIMIT limit+1 and sets next_cursor when there are more.
+template <typename T>
+void FinishPage(Page<T>* page, const std::vector<int64_t>& seqs, int limit) {
+  if (static_cast<int>(page->items.size()) > limit) {
+    page->items.resize(limit);
+    page->next_cursor = EncodeCursor(seqs[limit - 1]);
+  }
+}
+
+// ---- row readers (column lists and readers kept side by side) ----
+
+constexpr char kUserCols[] =
+    "seq, id, tenant_id, email, name, roles, attributes, enabled, password_hash, created_at, "
+    "updated_at";
+
+StatusOr<User> ReadUser(const Stmt& s, int64_t* seq) {
+  User u;
+  *seq = s.Int(0);
+  u.id = s.Text(1);
+  u.tenant_id = s.Text(2);
+  u.email = s.Text(3);
+  u.name = s.Text(4);
+  ASSIGN_OR_RETURN(json roles, ParseJsonColumn(s.Text(5), "roles"));
+  if (!roles.is_array()) return InternalError("stored roles are not an array");
+  for (const auto& r : roles) {
+    if (r.is_string()) u.roles.push_back(r.get<std::string>());
+  }
+  ASSIGN_OR_RETURN(u.attributes, ParseJsonColumn(s.Text(6), "attributes"));
+  u.enabled = s.Bool(7);
+  u.password_hash = s.Text(8);
+  u.created_at = s.Int(9);
+  u.updated_at = s.Int(10);
+  return u;
+}
+
+// 15 columns, starting at `col`.
+constexpr char kAccountCols[] =
+    "a.seq, a.id, a.tenant_id, a.name, a.description, a.enabled, a.policy_yaml, "
+    "a.policy_version, a.attributes, a.created_at, a.created_by_type, a.created_by_id, "
+    "a.updated_at, a.deleted_at, "
+    "(SELECT COUNT(*) || ',' || COALESCE(MAX(t.last_used_at), 0) FROM api_tokens t "
+    "WHERE t.account_id = a.id)";
+constexpr int kAccountColCount = 15;
+
+StatusOr<ServiceAccount> ReadAccount(const Stmt& s, int col, int64_t* seq) {
+  ServiceAccount a;
+  *seq = s.Int(col + 0);
+  a.id = s.Text(col + 1);
+  a.tenant_id = s.Text(col + 2);
+  a.name = s.Text(col + 3);
+  a.description = s.Text(col + 4);
+  a.enabled = s.Bool(col + 5);
+  a.policy_yaml = s.Text(col + 6);
+  a.policy_version = s.Int(col + 7);
+  ASSIGN_OR_RETURN(a.attributes, ParseJsonColumn(s.Text(col + 8), "attributes"));
+  a.created_at = s.Int(col + 9);
+  a.created_by_type = s.Text(col + 10);
+  a.created_by_id = s.Text(col + 11);
+  a.updated_at = s.Int(col + 12);
+  a.deleted_at = s.Int(col + 13);
+  std::string stats = s.Text(col + 14);  // "count,max_last_used"
+  size_t comma = stats.find(',');
+  if (comma != std::string::npos) {
+    std::from_chars(stats.data(), stats.data() + comma, a.token_count);
+    std::from_chars(stats.data() + comma + 1, stats.data() + stats.size(), a.last_used_at);
+  }
+  return a;
+}
+
+// Account columns without the token statistics (for the check hot path).
+constexpr char kAccountColsNoStats[] =
+    "a.seq, a.id, a.tenant_id, a.name, a.description, a.enabled, a.policy_yaml, "
+    "a.policy_version, a.attributes, a.created_at, a.created_by_type, a.created_by_id, "
+    "a.updated_at, a.deleted_at, ''";
+
+constexpr char kTokenCols[] =
+    "t.id, t.tenant_id, t.account_id, t.name, t.secret_hash, t.display_prefix, t.created_at, "
+    "t.created_by_type, t.created_by_id, t.last_used_at, t.expires_at";
+constexpr int kTokenColCount = 11;
+
+ApiTokenRecord ReadToken(const Stmt& s, int col) {
+  ApiTokenRecord t;
+  t.id = s.Text(col + 0);
+  t.tenant_id = s.Text(col + 1);
+  t.account_id = s.Text(col + 2);
+  t.name = s.Text(col + 3);
+  t.secret_hash = s.Blob(col + 4);
+  t.display_prefix = s.Text(col + 5);
+  t.created_at = s.Int(col + 6);
+  t.created_by_type = s.Text(col + 7);
+  t.created_by_id = s.Text(col + 8);
+  t.last_used_at = s.Int(col + 9);
+  t.expires_at = s.Int(col + 10);
+  return t;
+}
+
+constexpr char kSessionCols[] =
+    "id, tenant_id, user_id, token_hash, csrf_token, created_at, expires_at";
+
+Session ReadSession(const Stmt& s) {
+  Session x;
+  x.id = s.Text(0);
+  x.tenant_id = s.Text(1);
+  x.user_id = s.Text(2);
+  x.token_hash = s.Text(3);
+  x.csrf_token = s.Text(4);
+  x.created_at = s.Int(5);
+  x.expires_at = s.Int(6);
+  return x;
+}
+
+constexpr char kAuditCols[] =
+    "seq, id, tenant_id, time, actor_type, actor_id, action, target_type, target_id, "
+    "target_name, details";
+
+StatusOr<AuditEntry> ReadAudit(const Stmt& s) {
+  AuditEntry e;
+  e.seq = s.Int(0);
+  e.id = s.Text(1);
+  e.tenant_id = s.Text(2);
+  e.time = s.Int(3);
+  e.actor_type = s.Text(4);
+  e.actor_id = s.Text(5);
+  e.action = s.Text(6);
+  e.target_type = s.Text(7);
+  e.target_id = s.Text(8);
+  e.target_name = s.Text(9);
+  ASSIGN_OR_RETURN(e.details, ParseJsonColumn(s.Text(10), "audit details"));
+  return e;
+}
+
+constexpr char kDecisionCols[] =
+    "seq, id, time, tenant_id, principal_type, principal_id, principal_name, token_id, model, "
+    "action, resource_id, allowed, reason, rule, eval_error, policy_revision, client_addr, "
+    "method, path, request_id, latency_us";
+
+DecisionRow ReadDecision(const Stmt& s) {
+  DecisionRow d;
+  d.seq = s.Int(0);
+  d.id = s.Text(1);
+  d.time = s.Int(2);
+  d.tenant_id = s.Text(3);
+  d.principal_type = s.Text(4);
+  d.principal_id = s.Text(5);
+  d.principal_name = s.Text(6);
+  d.token_id = s.Text(7);
+  d.model = s.Text(8);
+  d.action = s.Text(9);
+  d.resource_id = s.Text(10);
+  d.allowed = s.Bool(11);
+  d.reason = s.Text(12);
+  d.rule = s.Text(13);
+  d.eval_error = s.Text(14);
+  d.policy_revision = s.Text(15);
+  d.client_addr = s.Text(16);
+  d.method = s.Text(17);
+  d.path = s.Text(18);
+  d.request_id = s.Text(19);
+  d.latency_us = s.Int(20);
+  return d;
+}
+
+std::string Sql(std::initializer_list<std::string_view> parts) {
+  std::string out;
+  for (auto p : parts) out += p;
+  return out;
+}
+
+// ---- shared queries, usable on any connection (inside or outside a transaction) ----
+
+StatusOr<ServiceAccount> LoadAccount(Connection& c, const std::string& tenant_id,
+                                     const std::string& account_id, bool include_deleted) {
+  ASSIGN_OR_RETURN(Stmt s, c.Prepare(Sql({"SELECT ", kAccountCols,
+                                          " FROM service_accounts a WHERE a.tenant_id = ? AND "
+                                          "a.id = ? AND (? OR a.deleted_at = 0)"})));
+  s.Bind(1, tenant_id).Bind(2, account_id).Bind(3, include_deleted);
+  ASSIGN_OR_RETURN(bool row, s.Step("reading a service account"));
+  if (!row) return NotFoundError("service account not found");
+  int64_t seq;
+  return ReadAccount(s, 0, &seq);
+}
+
+StatusOr<User> LoadUser(Connection& c, const std::string& tenant_id, const std::string& user_id) {
+  ASSIGN_OR_RETURN(Stmt s, c.Prepare(Sql({"SELECT ", kUserCols,
+                                          " FROM users WHERE tenant_id = ? AND id = ?"})));
+  s.Bind(1, tenant_id).Bind(2, user_id);
+  ASSIGN_OR_RETURN(bool row, s.Step("reading a user"));
+  if (!row) return NotFoundError("user not found");
+  int64_t seq;
+  return ReadUser(s, &seq);
+}
+
+StatusOr<Tenant> LoadTenant(Connection& c, std::string_view where, const std::string& value) {
+  ASSIGN_OR_RETURN(Stmt s, c.Prepare(Sql({"SELECT id, name, tenant_token, created_at FROM "
+                                          "tenants WHERE ",
+                                          where, " = ?"})));
+  s.Bind(1, value);
+  ASSIGN_OR_RETURN(bool row, s.Step("reading a tenant"));
+  if (!row) return NotFoundError("tenant not found");
+  return Tenant{s.Text(0), s.Text(1), s.Text(2), s.Int(3)};
+}
+
+}  // namespace
+
+// A read connection held for the lifetime of the lease.
+class SqliteStore::ReadLease {
+ public:
+  ReadLease(Connection* conn, std::unique_lock<std::mutex> lock)
+      : conn_(conn), lock_(std::move(lock)) {}
+  Connection& operator*() const { return *conn_; }
+  Connection* operator->() const { return conn_; }
+
+ private:
+  Connection* conn_;
+  std::unique_lock<std::mutex> lock_;
+};
+
+SqliteStore::ReadLease SqliteStore::AcquireReader() const {
+  const size_t n = readers_.size();
+  const size_t start = next_reader_.fetch_add(1, std::memory_order_relaxed) % n;
+  for (size_t i = 0; i < n; ++i) {
+    Connection* c = readers_[(start + i) % n].get();
+    std::unique_lock<std::mutex> lock(c->mu(), std::try_to_lock);
+    if (lock.owns_lock()) return ReadLease(c, std::move(lock));
+  }
+  Connection* c = readers_[start].get();
+  return ReadLease(c, std::unique_lock<std::mutex>(c->mu()));
+}
+
+namespace {
+
+// Appends `entry` (defaults filled) on `c`, which must be inside a transaction or autocommit.
+Status InsertAudit(Connection& c, const Clock& clock, AuditEntry* e) {
+  if (e->id.empty()) e->id = NewUlid(clock);
+  if (e->time == 0) e->time = clock.NowMillis();
+  if (e->tenant_id.empty()) return InvalidArgumentError("audit entry without tenant", "tenant_id");
+  if (e->action.empty()) return InvalidArgumentError("audit entry without action", "action");
+  ASSIGN_OR_RETURN(Stmt s, c.Prepare(
+                               "INSERT INTO audit_log (id, tenant_id, time, actor_type, actor_id, "
+                               "action, target_type, target_id, target_name, details) VALUES "
+                               "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  s.Bind(1, e->id).Bind(2, e->tenant_id).Bind(3, e->time).Bind(4, e->actor_type);
+  s.Bind(5, e->actor_id).Bind(6, e->action).Bind(7, e->target_type).Bind(8, e->target_id);
+  s.Bind(9, e->target_name).Bind(10, DumpJson(e->details));
+  RETURN_IF_ERROR(s.Run("appending an audit entry"));
+  e->seq = c.LastInsertRowid();
+  return Status::Ok();
+}
+
+// Copies the caller's optional audit entry, filling what the change knows.
+Status MaybeAudit(Connection& c, const Clock& clock, const AuditEntry* audit,
+                  const std::string& tenant_id, const std::string& target_id,
+                  const std::string& target_name) {
+  if (audit == nullptr) return Status::Ok();
+  AuditEntry e = *audit;
+  if (e.tenant_id.empty()) e.tenant_id = tenant_id;
+  if (e.target_id.empty()) e.target_id = target_id;
+  if (e.target_name.empty()) e.target_name = target_name;
+  return InsertAudit(c, clock, &e);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- open and migrations
+
+int SqliteStore::SchemaVersion() { return static_cast<int>(Migrations().size()); }
+
+SqliteStore::SqliteStore(std::string path, const Clock& clock, Options options)
+    : path_(std::move(path)), clock_(clock), options_(options) {}
+
+SqliteStore::~SqliteStore() = default;
+
+namespace {
+
+Status Configure(Connection& c, const SqliteStore::Options& o, const char* synchronous) {
+  // PRAGMA values cannot be bound; these are integers and keywords of the code, not input.
+  std::string pragmas = "PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0; "
+                        "PRAGMA journal_size_limit = 67108864; PRAGMA cache_size = -" +
+                        std::to_string(std::max(256, o.cache_kib)) + "; PRAGMA synchronous = " +
+                        synchronous + ";";
+  return c.Exec(pragmas.c_str(), "configuring the connection");
+}
+
+Status Migrate(Connection& c, const Clock& clock) {
+  RETURN_IF_ERROR(c.Exec("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                         "version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+                         "creating the migrations table"));
+  const auto& migrations = Migrations();
+  const int64_t known = static_cast<int64_t>(migrations.size());
+  while (true) {
+    Transaction tx(&c);
+    RETURN_IF_ERROR(tx.status());
+    int64_t current = 0;
+    {
+      ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
+      ASSIGN_OR_RETURN(bool row, s.Step("reading the schema version"));
+      if (row) current = s.Int(0);
+    }
+    if (current > known) {
+      return FailedPreconditionError(
+          "database schema version " + std::to_string(current) +
+          " is newer than this warden supports (schema version " + std::to_string(known) +
+          "); upgrade warden or use another data directory");
+    }
+    if (current == known) return Status::Ok();
+    RETURN_IF_ERROR(c.Exec(migrations[current],
+                           "applying schema migration " + std::to_string(current + 1)));
+    {
+      ASSIGN_OR_RETURN(Stmt s, c.Prepare("INSERT INTO schema_migrations (version, applied_at) "
+                                         "VALUES (?, ?)"));
+      s.Bind(1, current + 1).Bind(2, clock.NowMillis());
+      RETURN_IF_ERROR(s.Run("recording a schema migration"));
+    }
+    RETURN_IF_ERROR(tx.Commit());
+  }
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
+                                                         const Clock& clock, Options options) {
+  if (sqlite3_threadsafe() == 0) return InternalError("SQLite was built without thread support");
+  std::unique_ptr<SqliteStore> store(new SqliteStore(path, clock, options));
+  ASSIGN_OR_RETURN(store->admin_, Connection::Open(path, options.busy_timeout_ms));
+  {
+    // journal_mode=WAL is persistent in the file; set it before anything else.
+    ASSIGN_OR_RETURN(Stmt s, store->admin_->Prepare("PRAGMA journal_mode = WAL"));
+    ASSIGN_OR_RETURN(bool row, s.Step("enabling WAL"));
+    if (!row || s.Text(0) != "wal") {
+      return UnavailableError("cannot put the database " + path + " in WAL mode");
+    }
+  }
+  RETURN_IF_ERROR(Configure(*store->admin_, options, "FULL"));
+  RETURN_IF_ERROR(Migrate(*store->admin_, clock));
+
+  ASSIGN_OR_RETURN(store->log_, Connection::Open(path, options.busy_timeout_ms));
+  RETURN_IF_ERROR(Configure(*store->log_, options, "NORMAL"));
+
+  ASSIGN_OR_RETURN(store->checkpointer_, Connection::Open(path, options.busy_timeout_ms));
+  RETURN_IF_ERROR(Configure(*store->checkpointer_, options, "FULL"));
+  // A TRUNCATE checkpoint holds off this process's writers: wait briefly for readers only.
+  sqlite3_busy_timeout(store->checkpointer_->raw(), 100);
+
+  const int readers = std::max(1, options.read_connections);
+  for (int i = 0; i < readers; ++i) {
+    ASSIGN_OR_RETURN(auto c, Connection::Open(path, options.busy_timeout_ms));
+    RETURN_IF_ERROR(Configure(*c, options, "NORMAL"));
+    RETURN_IF_ERROR(c->Exec("PRAGMA query_only = ON", "configuring a reader"));
+    store->readers_.push_back(std::move(c));
+  }
+  return store;
+}
+
+int64_t SqliteStore::WalSizeBytes() const {
+  std::error_code ec;
+  auto size = std::filesystem::file_size(path_ + "-wal", ec);
+  return ec ? 0 : static_cast<int64_t>(size);
+}
+
+Status SqliteStore::Checkpoint() {
+  std::lock_guard<std::mutex> lock(checkpointer_->mu());
+  sqlite3* db = checkpointer_->raw();
+  int rc = sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+    return SqliteError(rc, "checkpointing the WAL", sqlite3_errmsg(db));
+  }
+  if (WalSizeBytes() > options_.wal_truncate_bytes) {
+    std::lock_guard<std::mutex> write_lock(write_mu_);
+    rc = sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+    // BUSY: a reader still uses the WAL; the next call tries again.
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+      return SqliteError(rc, "truncating the WAL", sqlite3_errmsg(db));
+    }
+  }
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------- tenants
+
+StatusOr<Tenant> SqliteStore::EnsureDefaultTenant() {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  Connection& c = *admin_;
+  Transaction tx(&c);
+  RETURN_IF_ERROR(tx.status());
+  auto existing = LoadTenant(c, "id", kDefaultTenantId);
+  if (existing.ok()) return existing;
+  if (existing.status().code() != StatusCode::kNotFound) return existing.status();
+  Tenant t{kDefaultTenantId, kDefaultTenantId, NewUuid(), clock_.NowMillis()};
+  ASSIGN_OR_RETURN(Stmt s, c.Prepare("INSERT INTO tenants (id, name, tenant_token, created_at) "
+                                     "VALUES (?, ?, ?, ?)"));
+  s.Bind(1, t.id).Bind(2, t.name).Bind(3, t.tenant_token).Bind(4, t.created_at);
+  RETURN_IF_ERROR(s.Run("creating the default tenant"));
+  RETURN_IF_ERROR(tx.Commit());
+  return t;
+}
+
+StatusOr<Tenant> SqliteStore::GetTenant(const std::string& tenant_id) {
+  auto r = AcquireReader();
+  return LoadTenant(*r, "id", tenant_id);
+}
+
+StatusOr<std::string> SqliteStore::RotateTenantToken(const std::string& tenant_id,
+                                                     const AuditEntry* audit) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  Connection& c = *admin_;
+  Transaction tx(&c);
+  RETURN_IF_ERROR(tx.status());
+  std::string token = NewUuid();
+  ASSIGN_OR_RETURN(Stmt s, c.Prepare("UPDATE tenants SET tenant_token = ? WHERE id = ?"));
+  s.Bind(1, token).Bind(2, tenant_id);
+  RETURN_IF_ERROR(s.Run("rotating the tenant token"));
+  if (c.Changes() == 0) return NotFoundError("tenant not found");
+  RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, tenant_id, tenant_id, ""));
+  RETURN_IF_ERROR(tx.Commit());
+  return token;
+}
+
+StatusOr<Tenant> SqliteStore::FindTenantByToken(const std::string& tenant_token) {
+  if (tenant_token.empty()) return NotFoundError("tenant not found");
+  auto r = AcquireReader();
+  return LoadTenant(*r, "tenant_token", tenant_token);
+}
+
+// ---------------------------------------------------------------- users
+
+namespace {
+
+std::string RolesJson(const std::vector<std::string>& roles) { return DumpJson(json(roles)); }
+
+Status ValidateUser(const User& u) {
+  if (u.tenant_id.empty()) return InvalidArgumentError("tenant_id is required", "tenant_id");
+  if (u.email.empty()) return InvalidArgumentError("email is required", "email");
+  if (!u.attributes.is_object()) {
+    return InvalidArgumentError("attributes must be an object", "attributes");
+  }
+  return Status::Ok();
+}
+
+Status UserWriteError(Status st) {
+  if (st.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExistsError("a user with this email already exists", "email");
+  }
+  if (st.code() == StatusCode::kNotFound) return NotFoundError("tenant not found");
+  return st;
+}
+
+}  // namespace
+
+StatusOr<User> SqliteStore::CreateUser(const User& user, const AuditEntry* audit) {
+  RETURN_IF_ERROR(ValidateUser(user));
+  User u = user;
+  if (u.id.empty()) u.id = NewUlid(clock_);
+  u.created_at = u.updated_at = clock_.NowMillis();
+  std::lock_guard<std::mutex> lock(write_mu_);
+  Connection& c = *admin_;
+  Transaction tx(&c);
+  RETURN_IF_ERROR(tx.status());
+  ASSIGN_OR_RETURN(Stmt s, c.Prepare("INSERT INTO users (id, tenant_id, email, name, roles, "
+                                     "attributes, enabled, password_hash, created_at, "
+                                     "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  s.Bind(1, u.id).Bind(2, u.tenant_id).Bind(3, u.email).Bind(4, u.name);
+  s.Bind(5, RolesJson(u.roles)).Bind(6, DumpJson(u.attributes)).Bind(7, u.enabled);
+  s.Bind(8, u.password_hash).Bind(9, u.created_at).Bind(10, u.updated_at);
+  RETURN_IF_ERROR(UserWriteError(s.Run("creating a user")));
+  RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, u.tenant_id, u.id, u.email));
+  RETURN_IF_ERROR(tx.Commit());
+  return u;
+}
+
+StatusOr<User> SqliteStore::GetUser(const std::string& tenant_id, const std::string& user_id) {
+  auto r = AcquireReader();
+  return LoadUser(*r, tenant_id, user_id);
+}
+
+StatusOr<User> SqliteStore::FindUserByEmail(const std::string& tenant_id,
+                                            const std::string& email) {
+  auto r = AcquireReader();
+  ASSIGN_OR_RETURN(Stmt s, r->Prepare(Sql({"SELECT ", kUserCols,
+                                           " FROM users WHERE tenant_id = ? AND email = ? "
+                                           "COLLATE NOCASE"})));
+  s.Bind(1, tenant_id).Bind(2, email);
+  ASSIGN_OR_RETURN(bool row, s.Step("finding a user"));
+  if (!row) return NotFoundError("user not found");
+  int64_t seq;
+  return ReadUser(s, &seq);
+}
+
+StatusOr<Page<User>> SqliteStore::ListUsers(const std::string& tenant_id,
+                                            const ListOptions& options) {
+  ASSIGN_OR_RETURN(int64_t before, DecodeCursor(options.cursor));
+  const int limit = ClampLimit(options.limit);
+  auto r = AcquireReader();
+  ASSIGN_OR_RETURN(Stmt s, r->Prepare(Sql({"SELECT ", kUserCols,
+                                           " FROM users WHERE tenant_id = ? AND seq < ? "
+                                           "ORDER BY seq DESC LIMIT ?"})));
+  s.Bind(1, tenant_id).Bind(2, before).Bind(3, limit + 1);
+  Page<User> page;
+  std::vector<int64_t> seqs;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s.Step("listing users"));
+    if (!row) break;
+    int64_t seq;
+    ASSIGN_OR_RETURN(User u, ReadUser(s, &seq));
+    page.items.push_back(std::move(u));
+    seqs.push_back(seq);
+  }
+  FinishPage(&page, seqs, limit);
+  return page;
+}
+
+StatusOr<User> SqliteStore::UpdateUser(const std::string& tenant_id, const std::string& user_id,
+                                       const UserUpdate& update, const AuditEntry* audit) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  Connection& c = *admin_;
+  Transaction tx(&c);
+  RETURN_IF_ERROR(tx.status());
+  ASSIGN_OR_RETURN(User u, LoadUser(c, tenant_id, user_id));
+  if (update.email) u.email = *update.email;
+  if (update.name) u.name = *update.name;
+  if (update.roles) u.roles = *update.roles;
+  if (update.attributes) u.attributes = *update.attributes;
+  if (update.enabled) u.enabled = *update.enabled;
+  if (update.password_hash) u.password_hash = *update.password_hash;
+  u.updated_at = clock_.NowMillis();
+  RETURN_IF_ERROR(ValidateUser(u));
+  ASSIGN_OR_RETURN(Stmt s, c.Prepare("UPDATE users SET email = ?, name = ?, roles = ?, "
+                                     "attributes = ?, enabled = ?, password_hash = ?, "
+                                     "updated_at = ? WHERE tenant_id = ? AND id = ?"));
+  s.Bind(1, u.email).Bind(2, u.name).Bind(3, RolesJson(u.roles)).Bind(4, DumpJson(u.attributes));
+  s.Bind(5, u.enabled).Bind(6, u.password_hash).Bind(7, u.updated_at).Bind(8, tenant_id);
+  s.Bind(9, user_id);
+  RETURN_IF_ERROR(UserWriteError(s.Run("updating a user")));
+  RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, tenant_id, u.id, u.email));
+  RETURN_IF_ERROR(tx.Commit());
+  return u;
+}
+
+Status SqliteStore::DeleteUser(const std::string& tenant_id, const std::string& user_id,
+                               const AuditEntry* audit) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  Connection& c = *admin_;
+  Transaction tx(&c);
+  RETURN_IF_ERROR(tx.status());
+  ASSIGN_OR_RETURN(User u, LoadUser(c, tenant_id, user_id));
+  // Sessions go with the user (ON DELETE CASCADE).
+  ASSIGN_OR_RETURN(Stmt s, c.Prepare("DELETE FROM users WHERE tenant_id = ? AND id = ?"));
+  s.Bind(1, tenant_id).Bind(2, user_id);
+  RETURN_IF_ERROR(s.Run("deleting a user"));
+  RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, tenant_id, u.id, u.email));
+  return tx.Commit();
+}
+
+StatusOr<int64_t> SqliteStore::CountUsers(const std::string& tenant_id) {
+  auto r = AcquireReader();
+  ASSIGN_OR_RETURN(Stmt s, r->Prepare("SELECT COUNT(*) FROM users WHERE tenant_id = ?"));
+  s.Bind(1, tenant_id);
+  ASSIGN_OR_RETURN(bool row, s.Step("counting users"));
+  return row ? s.Int(0) : 0;
+}
+
+StatusOr<Session> SqliteStore::CreateSession(const Session& session) {
+  if (session.token_hash.empty()) return InvalidArgumentError("session without token hash");
+  Session x = session;
+  if (x.id.empty()) x.id = NewUlid(clock_);
+  if (x.created_at == 0) x.created_at = clock_.NowMillis();
+  std::lock_guard<std::mutex> lock(write_mu_);
+  Connection& c = *admin_;
+  ASSIGN_OR_RETURN(Stmt s, c.Prepare("INSERT INTO sessions (id, tenant_id, user_id, token_hash, "
+                                     "csrf_token, created_at, expires_at) SELECT ?, ?, ?, ?, ?, "
+                                     "?, ? WHERE EXISTS (SELECT 1 FROM users WHERE tenant_id = "
+                                     "? AND id = ?)"));
+  s.Bind(1, x.id).Bind(2, x.tenant_id).Bind(3, x.user_id).Bind(4, x.token_hash);
+  s.Bind(5, x.csrf_token).Bind(6, x.created_at).Bind(7, x.expires_at).Bind(8, x.tenant_id);
+  s.Bind(9, x.user_id);
+  Status st = s.Run("creating a session");
+  if (st.code() == StatusCode::kAlreadyExists) return AlreadyExistsError("session exists");
+  RETURN_IF_ERROR(st);
+  if (c.Changes() == 0) return NotFoundError("user not found");
+  return x;
+}
+
+StatusOr<Session> SqliteStore::FindSessionByHash(const std::string& token_hash) {
+  auto r = AcquireReader();
+  ASSIGN_OR_RETURN(Stmt s, r->Prepare(Sql({"SELECT ", kSessionCols,
+                                           " FROM sessions WHERE token_hash = ? AND "
+                                           "(expires_at = 0 OR expires_at > ?)"})));
+  s.Bind(1, token_hash).Bind(2, clock_.NowMillis());
+  ASSIGN_OR_RETURN(bool row, s.Step("finding a session"));
+  if (!row) return NotFoundError("session not found");
+  return ReadSession(s);
+}
+
+Status SqliteStore::DeleteSession(const std::string& session_id) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  ASSIGN_OR_RETURN(Stmt s, admin_->Prepare("DELETE FROM sessions WHERE id = ?"));
+  s.Bind(1, session_id);
+  RETURN_IF_ERROR(s.Run("deleting a session"));
+  if (admin_->Changes() == 0) return NotFoundError("session not found");
+  return Status::Ok();
+}
+
+StatusOr<int64_t> SqliteStore::DeleteExpiredSessions() {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  ASSIGN_OR_RETURN(Stmt s, admin_->Prepare("DELETE FROM sessions WHERE expires_at != 0 AND "
+                                           "expires_at <= ?"));
+  s.Bind(1, clock_.NowMillis());
+  RETURN_IF_ERROR(s.Run("deleting expired sessions"));
+  return admin_->Changes();
+}
+
+StatusOr<int64_t> SqliteStore::DeleteSessionsOfUser(const std::string& tenant_id,
+                                                    const std::string& user_id) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  ASSIGN_OR_RETURN(Stmt s, admin_->Prepare("DELETE FROM sessions WHERE tenant_id = ? AND "
+                                           "user_id = ?"));
+  s.Bind(1, tenant_id).Bind(2, user_id);
+  RETURN_IF_ERROR(s.Run("deleting sessions of a user"));
+  return admin_->Changes();
+}
+
+// ---------------------------------------------------------------- service accounts
+
+namespace {
+
+Status AccountNameError(Status st) {
+  if (st.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExistsError("a service account with this name already exists", "name");
+  }
+  return st;
+}
+
+}  // namespace
+
+StatusOr<ServiceAccount> SqliteStore::CreateAccount(const ServiceAccount& account,
+                                                    const AuditEntry* audit) {
+  if (account.tenant_id.empty()) return InvalidArgumentError("tenant_id is required", "tenant_id");
+  if (account.name.empty()) return InvalidArgumentError("name is required", "name");
+  if (!account.attributes.is_object()) {
+    return InvalidArgumentError("attributes must be an object", "attributes");
+  }
+  ServiceAccount a = account;
+  if (a.id.empty()) a.id = NewUlid(clock_);
+  a.created_at = a.updated_at = clock_.NowMillis();
+  a.policy_version = 1;
+  a.deleted_at = 0;
+  a.token_count = 0;
+  a.last_used_at = 0;
+
+  std::lock_guard<std::mutex> lock(write_mu_);
+  Connection& c = *admin_;
+  Transaction tx(&c);
+  RETURN_IF_ERROR(tx.status());
+  {
+    ASSIGN_OR_RETURN(Stmt s, c.Prepare(
+                                 "INSERT INTO service_accounts (id, tenant_id, name, description, "
+                                 "enabled, policy_yaml, policy_version, attributes, created_at, "
+                                 "created_by_type, created_by_id, updated_at, deleted_at) VALUES "
+                                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"));
+    s.Bind(1, a.id).Bind(2, a.tenant_id).Bind(3, a.name).Bind(4, a.description);
+    s.Bind(5, a.enabled).Bind(6, a.policy_yaml).Bind(7, a.policy_version);
+    s.Bind(8, DumpJson(a.attributes)).Bind(9, a.created_at).Bind(10, a.created_by_type);
+    s.Bind(11, a.created_by_id).Bind(12, a.updated_at);
+    Status st = s.Run("creating a service account");
+    if (st.code() == StatusCode::kNotFound) return NotFoundError("tenant not found");
+    RETURN_IF_ERROR(AccountNameError(st));
+  }
+  {
+    ASSIGN_OR_RETURN(Stmt s, c.Prepare("INSERT INTO service_account_policy_versions (tenant_id, "
+                                       "account_id, version, policy_yaml, created_at, "
+                                       "actor_type, actor_id) VALUES (?, ?, 1, ?, ?, ?, ?)"));
+    s.Bind(1, a.tenant_id).Bind(2, a.id).Bind(3, a.policy_yaml).Bind(4, a.created_at);
+    s.Bind(5, a.created_by_type).Bind(6, a.created_by_id);
+    RETURN_IF_ERROR(s.Run("storing policy version 1"));
+  }
+  RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, a.tenant_id, a.id, a.name));
+  RETURN_IF_ERROR(tx.Commit());
+  return a;
+}
+
+StatusOr<ServiceAccount> SqliteStore::GetAccount(const std::string& tenant_id,
+                                                 const std::string& account_id,
+                                                 bool include_deleted) {
+  auto r = AcquireReader();
+  return LoadAccount(*r, tenant_id, account_id, include_deleted);
+}
+
+StatusOr<ServiceAccount> SqliteStore::GetAccountByName(const std::string& tenant_id,
+                                                       const std::string& name,
+                                                       bool include_deleted) {
+  auto r = AcquireReader();
+  // Live first (deleted_at = 0), then the most recently deleted.
+  ASSIGN_OR_RETURN(Stmt s, r->Prepare(Sql({"SELECT ", kAccountCols,
+                                           " FROM service_accounts a WHERE a.tenant_id = ? AND "
+                                           "a.name = ? COLLATE NOCASE AND (? OR a.deleted_at = 0) "
+                                           "ORDER BY a.deleted_at != 0, a.deleted_at DESC, "
+                                           "a.seq DESC LIMIT 1"})));
+  s.Bind(1, tenant_id).Bind(2, name).Bind(3, include_deleted);
+  ASSIGN_OR_RETURN(bool row, s.Step("finding a service account"));
+  if (!row) return NotFoundError("service account not found");
+  int64_t seq;
+  return ReadAccount(s, 0, &seq);
+}
+
+StatusOr<Page<ServiceAccount>> SqliteStore::ListAccounts(const std::string& tenant_id,
+                                                         const ListOptions& options) {
+  ASSIGN_OR_RETURN(int64_t before, DecodeCursor(options.cursor));
+  const int limit = ClampLimit(options.limit);
+  auto r = AcquireReader();
+  ASSIGN_OR_RETURN(Stmt s, r->Prepare(Sql({"SELECT ", kAccountCols,
+                                           " FROM service_accounts a WHERE a.tenant_id = ? AND "
+                                           "a.deleted_at = 0 AND a.seq < ? ORDER BY a.seq DESC "
+                                           "LIMIT ?"})));
+  s.Bind(1, tenant_id).Bind(2, before).Bind(3, limit + 1);
+  Page<ServiceAccount> page;
+  std::vector<int64_t> seqs;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s.Step("listing service accounts"));
+    if (!row) break;
+    int64_t seq;
+    ASSIGN_OR_RETURN(ServiceAccount a, ReadAccount(s, 0, &seq));
+    page.items.push_back(std::move(a));
+    seqs.push_back(seq);
+  }
+  FinishPage(&page, seqs, limit);
+  return page;
+}
+
+StatusOr<ServiceAccount> SqliteStore::UpdateAccount(const std::string& tenant_id,
+                                                    const std::string& account_id,
+                                                    const AccountUpdate& update,
+                                                    const AuditEntry* audit) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  Connection& c = *admin_;
+  Transaction tx(&c);
+  RETURN_IF_ERROR(tx.status());
+  ASSIGN_OR_RETURN(ServiceAccount a, LoadAccount(c, tenant_id, account_id, false));
+  if (update.name) a.name = *update.name;
+  if (update.description) a.description = *update.description;
+  if (update.enabled) a.enabled = *update.enabled;
+  if (update.attributes) a.attributes = *update.attributes;
+  if (a.name.empty()) return InvalidArgumentError("name is required", "name");
+  if (!a.attributes.is_object()) {
+    return InvalidArgumentError("attributes must be an object", "attributes");
+  }
+  a.updated_at = clock_.NowMillis();
+  ASSIGN_OR_RETURN(Stmt s, c.Prepare("UPDATE service_accounts SET name = ?, description = ?, "
+                                     "enabled = ?, attributes = ?, updated_at = ? WHERE "
+                                     "tenant_id = ? AND id = ?"));
+  s.Bind(1, a.name).Bind(2, a.description).Bind(3, a.enabled).Bind(4, DumpJson(a.attributes));
+  s.Bind(5, a.updated_at).Bind(6, tenant_id).Bind(7, account_id);
+  RETURN_IF_ERROR(AccountNameError(s.Run("updating a service account")));
+  RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, tenant_id, a.id, a.name));
+  RETURN_IF_ERROR(tx.Commit());
+  return a;
+}
+
+Status SqliteStore::SoftDeleteAccount(const std::string& tenant_id, const std::string& account_id,
+                                      const AuditEntry* audit) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  Connection& c = *admin_;
+  Transaction tx(&c);
+  RETURN_IF_ERROR(tx.status());
+  ASSIGN_OR_RETURN(ServiceAccount a, LoadAccount(c, tenant_id, account_id, false));
+  const int64_t now = clock_.NowMillis();
+  {
+    ASSIGN_OR_RETURN(Stmt s, c.Prepare("UPDATE service_accounts SET deleted_at = ?, "
+                                       "updated_at = ? WHERE tenant_id = ? AND id = ?"));
+    s.Bind(1, std::max<int64_t>(now, 1)).Bind(2, now).Bind(3, tenant_id).Bind(4, account_id);
+    RETURN_IF_ERROR(s.Run("deleting a service account"));
+  }
+  {
+    ASSIGN_OR_RETURN(Stmt s, c.Prepare("DELETE FROM api_tokens WHERE account_id = ?"));
+    s.Bind(1, account_id);
+    RETURN_IF_ERROR(s.Run("deleting the tokens of a service account"));
+  }
+  RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, tenant_id, a.id, a.name));
+  return tx.Commit();
+}
+
+StatusOr<PolicyVersion> SqliteStore::SetPolicy(const std::string& tenant_id,
+                                               const std::string& account_id,
+                                               const std::string& policy_yaml,
+                                               const std::string& actor_type,
+                                               const std::string& actor_id,
+                                               std::optional<int64_t> expected_version,
+                                               const AuditEntry* audit) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  Connection& c = *admin_;
+  Transaction tx(&c);
+  RETURN_IF_ERROR(tx.status());
+  ASSIGN_OR_RETURN(ServiceAccount a, LoadAccount(c, tenant_id, account_id, false));
+  if (expected_version && *expected_version != a.policy_version) {
+    return FailedPreconditionError("the policy is at version " +
+                                   std::to_string(a.policy_version) + ", not " +
+                                   std::to_string(*expected_version));
+  }
+  PolicyVersion v{tenant_id,  account_id, a.policy_version + 1, policy_yaml,
+                  clock_.NowMillis(), actor_type, actor_id};
+  {
+    ASSIGN_OR_RETURN(Stmt s, c.Prepare("INSERT INTO service_account_policy_versions (tenant_id, "
+                                       "account_id, version, policy_yaml, created_at, "
+                                       "actor_type, actor_id) VALUES (?, ?, ?, ?, ?, ?, ?)"));
+    s.Bind(1, v.tenant_id).Bind(2, v.account_id).Bind(3, v.version).Bind(4, v.policy_yaml);
+    s.Bind(5, v.created_at).Bind(6, v.actor_type).Bind(7, v.actor_id);
+    RETURN_IF_ERROR(s.Run("storing a policy version"));
+  }
+  {
+    ASSIGN_OR_RETURN(Stmt s, c.Prepare("UPDATE service_accounts SET policy_yaml = ?, "
+                                       "policy_version = ?, updated_at = ? WHERE tenant_id = ? "
+                                       "AND id = ?"));
+    s.Bind(1, v.policy_yaml).Bind(2, v.version).Bind(3, v.created_at).Bind(4, tenant_id);
+    s.Bind(5, account_id);
+    RETURN_IF_ERROR(s.Run("setting the current policy"));
+  }
+  RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, tenant_id, a.id, a.name));
+  RETURN_IF_ERROR(tx.Commit());
+  return v;
+}
+
+StatusOr<std::vector<PolicyVersion>> SqliteStore::ListPolicyVersions(
+    const std::string& tenant_id, const std::string& account_id) {
+  auto r = AcquireReader();
+  RETURN_IF_ERROR(LoadAccount(*r, tenant_id, account_id, true).status());
+  ASSIGN_OR_RETURN(Stmt s, r->Prepare("SELECT tenant_id, account_id, version, policy_yaml, "
+                                      "created_at, actor_type, actor_id FROM "
+                                      "service_account_policy_versions WHERE tenant_id = ? AND "
+                                      "account_id = ? ORDER BY version DESC"));
+  s.Bind(1, tenant_id).Bind(2, account_id);
+  std::vector<PolicyVersion> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s.Step("listing policy versions"));
+    if (!row) break;
+    out.push_back(PolicyVersion{s.Text(0), s.Text(1), s.Int(2), s.Text(3), s.Int(4), s.Text(5),
+                                s.Text(6)});
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- tokens
+
+Status SqliteStore::CreateToken(const ApiTokenRecord& token, const AuditEntry* audit) {
+  if (token.id.empty()) return InvalidArgumentError("token id is required", "id");
+  if (token.secret_hash.size() != 32) {
+    return InvalidArgumentError("token secret hash must be 32 bytes", "secret_hash");
+  }
+  ApiTokenRecord t = token;
+  if (t.created_at == 0) t.created_at = clock_.NowMillis();
+  std::lock_guard<std::mutex> lock(write_mu_);
+  Connection& c = *admin_;
+  Transaction tx(&c);
+  RETURN_IF_ERROR(tx.status());
+  RETURN_IF_ERROR(LoadAccount(c, t.tenant_id, t.account_id, false).status());
+  ASSIGN_OR_RETURN(Stmt s, c.Prepare("INSERT INTO api_tokens (id, tenant_id, account_id, name, "
+                                     "secret_hash, display_prefix, created_at, created_by_type, "
+                                     "created_by_id, last_used_at, expires_at) VALUES (?, ?, ?, "
+                                     "?, ?, ?, ?, ?, ?, ?, ?)"));
+  s.Bind(1, t.id).Bind(2, t.tenant_id).Bind(3, t.account_id).Bind(4, t.name);
+  s.BindBlob(5, t.secret_hash).Bind(6, t.display_prefix).Bind(7, t.created_at);
+  s.Bind(8, t.created_by_type).Bind(9, t.created_by_id).Bind(10, t.last_used_at);
+  s.Bind(11, t.expires_at);
+  Status st = s.Run("creating a token");
+  if (st.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExistsError("a token with this id already exists", "id");
+  }
+  RETURN_IF_ERROR(st);
+  RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, t.tenant_id, t.id, t.name));
+  return tx.Commit();
+}
+
+StatusOr<std::vector<ApiTokenRecord>> SqliteStore::ListTokens(const std::string& tenant_id,
+                                                              const std::string& account_id) {
+  auto r = AcquireReader();
+  RETURN_IF_ERROR(LoadAccount(*r, tenant_id, account_id, false).status());
+  ASSIGN_OR_RETURN(Stmt s, r->Prepare(Sql({"SELECT ", kTokenCols,
+                                           " FROM api_tokens t WHERE t.tenant_id = ? AND "
+                                           "t.account_id = ? ORDER BY t.created_at, t.rowid"})));
+  s.Bind(1, tenant_id).Bind(2, account_id);
+  std::vector<ApiTokenRecord> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s.Step("listing tokens"));
+    if (!row) break;
+    out.push_back(ReadToken(s, 0));
+  }
+  return out;
+}
+
+Status SqliteStore::DeleteToken(const std::string& tenant_id, const std::string& account_id,
+                                const std::string& token_id, const AuditEntry* audit) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  Connection& c = *admin_;
+  Transaction tx(&c);
+  RETURN_IF_ERROR(tx.status());
+  std::string name;
+  {
+    ASSIGN_OR_RETURN(Stmt s, c.Prepare("DELETE FROM api_tokens WHERE tenant_id = ? AND "
+                                       "account_id = ? AND id = ? RETURNING name"));
+    s.Bind(1, tenant_id).Bind(2, account_id).Bind(3, token_id);
+    ASSIGN_OR_RETURN(bool row, s.Step("deleting a token"));
+    if (!row) return NotFoundError("token not found");
+    name = s.Text(0);
+    RETURN_IF_ERROR(s.Run("deleting a token"));
+  }
+  RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, tenant_id, token_id, name));
+  return tx.Commit();
+}
+
+StatusOr<TokenLookup> SqliteStore::LookupToken(const std::string& token_id) {
+  auto r = AcquireReader();
+  ASSIGN_OR_RETURN(Stmt s, r->Prepare(Sql({"SELECT ", kTokenCols, ", ", kAccountColsNoStats,
+                                           " FROM api_tokens t JOIN service_accounts a ON a.id = "
+                                           "t.account_id WHERE t.id = ? AND a.deleted_at = 0"})));
+  s.Bind(1, token_id);
+  ASSIGN_OR_RETURN(bool row, s.Step("looking up a token"));
+  if (!row) return NotFoundError("token not found");
+  TokenLookup out;
+  out.token = ReadToken(s, 0);
+  int64_t seq;
+  ASSIGN_OR_RETURN(out.account, ReadAccount(s, kTokenColCount, &seq));
+  return out;
+}
+
+Status SqliteStore::TouchTokensLastUsed(
+    const std::vector<std::pair<std::string, int64_t>>& uses) {
+  if (uses.empty()) return Status::Ok();
+  // Not an admin change: the decision-log connection (synchronous=NORMAL) avoids an fsync.
+  std::lock_guard<std::mutex> lock(write_mu_);
+  Connection& c = *log_;
+  Transaction tx(&c);
+  RETURN_IF_ERROR(tx.status());
+  for (const auto& [id, millis] : uses) {
+    ASSIGN_OR_RETURN(Stmt s, c.Prepare("UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1 "
+                                       "AND last_used_at < ?2"));
+    s.Bind(1, id).Bind(2, millis);
+    RETURN_IF_ERROR(s.Run("updating token last use"));
+  }
+  return tx.Commit();
+}
+
+StatusOr<int64_t> SqliteStore::CountTokens(const std::string& tenant_id) {
+  auto r = AcquireReader();
+  ASSIGN_OR_RETURN(Stmt s, r->Prepare("SELECT COUNT(*) FROM api_tokens t JOIN service_accounts "
+                                      "a ON a.id = t.account_id WHERE t.tenant_id = ? AND "
+                                      "a.deleted_at = 0"));
+  s.Bind(1, tenant_id);
+  ASSIGN_OR_RETURN(bool row, s.Step("counting tokens"));
+  return row ? s.Int(0) : 0;
+}
+
+// ---------------------------------------------------------------- audit log
+
+Status SqliteStore::Append(AuditEntry* entry) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  return InsertAudit(*admin_, clock_, entry);
+}
+
+StatusOr<Page<AuditEntry>> SqliteStore::List(const AuditQuery& query) {
+  ASSIGN_OR_RETURN(int64_t before, DecodeCursor(query.cursor));
+  const int limit = ClampLimit(query.limit);
+  // The SQL is assembled from constant fragments; every value is bound.
+  std::string sql = Sql({"SELECT ", kAuditCols, " FROM audit_log WHERE tenant_id = ?1 AND "
+                                                "seq < ?2"});
+  if (!query.target_id.empty()) sql += " AND target_id = ?3";
+  if (!query.target_type.empty()) sql += " AND target_type = ?4";
+  sql += " ORDER BY seq DESC LIMIT ?5";
+  auto r = AcquireReader();
+  ASSIGN_OR_RETURN(Stmt s, r->Prepare(sql));
+  s.Bind(1, query.tenant_id).Bind(2, before).Bind(5, limit + 1);
+  if (!query.target_id.empty()) s.Bind(3, query.target_id);
+  if (!query.target_type.empty()) s.Bind(4, query.target_type);
+  Page<AuditEntry> page;
+  std::vector<int64_t> seqs;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s.Step("listing the audit log"));
+    if (!row) break;
+    ASSIGN_OR_RETURN(AuditEntry e, ReadAudit(s));
+    seqs.push_back(e.seq);
+    page.items.push_back(std::move(e));
+  }
+  FinishPage(&page, seqs, limit);
+  return page;
+}
+
+// ---------------------------------------------------------------- decision log
+
+Status SqliteStore::AppendDecisions(std::vector<DecisionRow>* rows) {
+  if (rows->empty()) return Status::Ok();
+  std::lock_guard<std::mutex> lock(write_mu_);
+  Connection& c = *log_;
+  Transaction tx(&c);
+  RETURN_IF_ERROR(tx.status());
+  const int64_t now = clock_.NowMillis();
+  std::vector<int64_t> seqs;
+  seqs.reserve(rows->size());
+  for (DecisionRow& d : *rows) {
+    ASSIGN_OR_RETURN(Stmt s, c.Prepare(
+                                 "INSERT INTO decision_log (id, time, tenant_id, principal_type, "
+                                 "principal_id, principal_name, token_id, model, action, "
+                                 "resource_id, allowed, reason, rule, eval_error, "
+                                 "policy_revision, client_addr, method, path, request_id, "
+                                 "latency_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                                 "?, ?, ?, ?, ?, ?)"));
+    s.Bind(1, d.id.empty() ? NewUlid(clock_) : d.id).Bind(2, d.time == 0 ? now : d.time);
+    s.Bind(3, d.tenant_id).Bind(4, d.principal_type).Bind(5, d.principal_id);
+    s.Bind(6, d.principal_name).Bind(7, d.token_id).Bind(8, d.model).Bind(9, d.action);
+    s.Bind(10, d.resource_id).Bind(11, d.allowed).Bind(12, d.reason).Bind(13, d.rule);
+    s.Bind(14, d.eval_error).Bind(15, d.policy_revision).Bind(16, d.client_addr);
+    s.Bind(17, d.method).Bind(18, d.path).Bind(19, d.request_id).Bind(20, d.latency_us);
+    RETURN_IF_ERROR(s.Run("appending a decision"));
+    seqs.push_back(c.LastInsertRowid());
+  }
+  RETURN_IF_ERROR(tx.Commit());
+  // Only a committed batch gets its seqs, ids and times filled in.
+  for (size_t i = 0; i < rows->size(); ++i) {
+    DecisionRow& d = (*rows)[i];
+    d.seq = seqs[i];
+    if (d.time == 0) d.time = now;
+  }
+  return Status::Ok();
+}
+
+StatusOr<Page<DecisionRow>> SqliteStore::Query(const DecisionQuery& q) {
+  if (q.tenant_id.empty()) return InvalidArgumentError("tenant_id is required", "tenant_id");
+  ASSIGN_OR_RETURN(int64_t before, DecodeCursor(q.cursor));
+  const int limit = ClampLimit(q.limit);
+  // Constant fragments, bound values. "+time" keeps the planner on the seq-ordered indexes
+  // (a time range would otherwise pick the time index and sort).
+  std::string sql = Sql({"SELECT ", kDecisionCols,
+                         " FROM decision_log WHERE tenant_id = ?1 AND seq < ?2"});
+  if (!q.principal_id.empty()) sql += " AND principal_id = ?3";
+  if (q.allowed) sql += " AND allowed = ?4";
+  if (!q.model.empty()) sql += " AND model = ?5";
+  if (!q.action.empty()) sql += " AND action = ?6";
+  if (q.since > 0) sql += " AND +time >= ?7";
+  if (q.until > 0) sql += " AND +time < ?8";
+  sql += " ORDER BY seq DESC LIMIT ?9";
+  auto r = AcquireReader();
+  ASSIGN_OR_RETURN(Stmt s, r->Prepare(sql));
+  s.Bind(1, q.tenant_id).Bind(2, before).Bind(9, limit + 1);
+  if (!q.principal_id.empty()) s.Bind(3, q.principal_id);
+  if (q.allowed) s.Bind(4, *q.allowed);
+  if (!q.model.empty()) s.Bind(5, q.model);
+  if (!q.action.empty()) s.Bind(6, q.action);
+  if (q.since > 0) s.Bind(7, q.since);
+  if (q.until > 0) s.Bind(8, q.until);
+  Page<DecisionRow> page;
+  std::vector<int64_t> seqs;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s.Step("querying the decision log"));
+    if (!row) break;
+    page.items.push_back(ReadDecision(s));
+    seqs.push_back(page.items.back().seq);
+  }
+  FinishPage(&page, seqs, limit);
+  return page;
+}
+
+StatusOr<int64_t> SqliteStore::Prune(int64_t max_age_ms, int64_t max_rows, int batch_size) {
+  if (batch_size <= 0) return InvalidArgumentError("batch_size must be positive", "batch_size");
+  std::lock_guard<std::mutex> lock(write_mu_);
+  Connection& c = *log_;
+  Transaction tx(&c);
+  RETURN_IF_ERROR(tx.status());
+  int64_t deleted = 0;
+  if (max_rows > 0) {
+    // seq is assigned without gaps in commit order and rows are only removed oldest first,
+    // so "beyond the newest max_rows rows" is "seq <= max(seq) - max_rows": no COUNT scan.
+    int64_t max_seq = 0;
+    {
+      ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT COALESCE(MAX(seq), 0) FROM decision_log"));
+      ASSIGN_OR_RETURN(bool row, s.Step("pruning the decision log"));
+      if (row) max_seq = s.Int(0);
+    }
+    if (max_seq > max_rows) {
+      ASSIGN_OR_RETURN(Stmt s, c.Prepare("DELETE FROM decision_log WHERE seq IN (SELECT seq FROM "
+                                         "decision_log WHERE seq <= ? ORDER BY seq LIMIT ?)"));
+      s.Bind(1, max_seq - max_rows).Bind(2, static_cast<int64_t>(batch_size));
+      RETURN_IF_ERROR(s.Run("pruning the decision log by row count"));
+      deleted += c.Changes();
+    }
+  }
+  if (max_age_ms > 0 && deleted < batch_size) {
+    ASSIGN_OR_RETURN(Stmt s, c.Prepare("DELETE FROM decision_log WHERE seq IN (SELECT seq FROM "
+                                       "decision_log WHERE time < ? ORDER BY time LIMIT ?)"));
+    s.Bind(1, clock_.NowMillis() - max_age_ms).Bind(2, batch_size - deleted);
+    RETURN_IF_ERROR(s.Run("pruning the decision log by age"));
+    deleted += c.Changes();
+  }
+  RETURN_IF_ERROR(tx.Commit());
+  return deleted;
+}
+
+StatusOr<int64_t> SqliteStore::CountDecisions(const std::string& tenant_id,
+                                              const std::string& principal_id) {
+  auto r = AcquireReader();
+  ASSIGN_OR_RETURN(Stmt s, r->Prepare(principal_id.empty()
+                                          ? "SELECT COUNT(*) FROM decision_log WHERE "
+                                            "tenant_id = ?1"
+                                          : "SELECT COUNT(*) FROM decision_log WHERE "
+                                            "tenant_id = ?1 AND principal_id = ?2"));
+  s.Bind(1, tenant_id);
+  if (!principal_id.empty()) s.Bind(2, principal_id);
+  ASSIGN_OR_RETURN(bool row, s.Step("counting decisions"));
+  return row ? s.Int(0) : 0;
+}
+
+// ---------------------------------------------------------------- health
+
+Status SqliteStore::Ping() {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  Connection& c = *log_;
+  Transaction tx(&c);
+  RETURN_IF_ERROR(tx.status());
+  ASSIGN_OR_RETURN(Stmt s, c.Prepare("INSERT INTO health (id, pinged_at) VALUES (1, ?) "
+                                     "ON CONFLICT (id) DO UPDATE SET pinged_at = excluded.pinged_at"));
+  s.Bind(1, clock_.NowMillis());
+  RETURN_IF_ERROR(s.Run("writing the health row"));
+  return tx.Commit();
+}
+
+}  // namespace warden::store
