@@ -1,0 +1,378 @@
+// Service accounts, their permissions and tokens; roles, catalog and the audit log.
+#include <regex>
+
+#include "common/crypto.h"
+#include "server/app.h"
+#include "server/http_util.h"
+#include "server/json_views.h"
+
+namespace warden::server {
+
+namespace {
+
+constexpr char kAccountPath[] = R"(/v1/service-accounts/([A-Za-z0-9_.\-]+))";
+constexpr char kPolicyFile[] = "permissions.yaml";
+constexpr size_t kMaxDescription = 1000;
+
+Status ValidateAccountName(const std::string& name) {
+  static const std::regex re(R"(^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$)");
+  if (!std::regex_match(name, re)) {
+    return InvalidArgumentError(
+        "name must be 1-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit",
+        "name");
+  }
+  return Status();
+}
+
+// Writes the 400 answer for a policy with compile errors (every error with its position).
+void WritePolicyErrors(httplib::Response& res, const std::vector<engine::CompileError>& errors) {
+  nlohmann::json list = nlohmann::json::array();
+  std::string message = "the policy does not compile:";
+  for (const auto& e : errors) {
+    list.push_back(e.ToJson());
+    if (list.size() <= 10) message += "\n" + e.ToString();
+  }
+  WriteJson(res, 400, {{"error", {{"code", "invalid_argument"}, {"message", message},
+                                  {"field", "permissions"}, {"errors", list}}}});
+}
+
+}  // namespace
+
+// Compiles `yaml` for the account and refuses permissions the caller does not hold itself.
+// On compile errors the 400 is written to `res` and `*written` is set.
+static Status CheckProposedPolicy(const Caller& caller, const std::string& yaml,
+                                  const std::string& account_name, httplib::Response& res,
+                                  bool* written) {
+  engine::PolicyResult compiled =
+      engine::CompileAccountPolicy(*caller.snapshot, yaml, kPolicyFile, account_name);
+  if (!compiled.policy) {
+    WritePolicyErrors(res, compiled.errors);
+    *written = true;
+    return Status();
+  }
+  auto escalations = caller.snapshot->Escalations(caller.principal.type, caller.policies, *compiled.policy);
+  if (!escalations.empty()) {
+    std::string list;
+    for (size_t i = 0; i < escalations.size(); ++i) {
+      if (i == 10) { list += ", ..."; break; }
+      list += (i ? ", " : "") + escalations[i].first + ":" + escalations[i].second;
+    }
+    return PermissionDeniedError("no escalation: you cannot grant permissions you do not hold yourself (" + list + ")");
+  }
+  return Status();
+}
+
+void App::RegisterAccountRoutes() {
+  // Finds a live account by id, then by name.
+  auto find = [this](const Caller& caller, const std::string& key) -> StatusOr<store::ServiceAccount> {
+    auto by_id = store_->GetAccount(caller.tenant_id, key);
+    if (by_id.ok() || by_id.status().code() != StatusCode::kNotFound) return by_id;
+    auto by_name = store_->GetAccountByName(caller.tenant_id, key);
+    if (by_name.ok() || by_name.status().code() != StatusCode::kNotFound) return by_name;
+    return NotFoundError("no service account '" + key + "'");
+  };
+
+  Admin("GET", "/v1/service-accounts", [this](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
+    RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "view"));
+    ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", store::kDefaultPageLimit, 1, store::kMaxPageLimit));
+    store::ListOptions options{static_cast<int>(limit), req.get_param_value("cursor")};
+    ASSIGN_OR_RETURN(auto page, store_->ListAccounts(caller.tenant_id, options));
+    WriteJson(res, 200, PageJson(page, AccountJson));
+    return Status();
+  });
+
+  Admin("POST", "/v1/service-accounts", [this, find](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
+    RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "create"));
+    ASSIGN_OR_RETURN(nlohmann::json body, ParseJsonObject(req));
+    RETURN_IF_ERROR(OnlyKeys(body, {"name", "description", "copy_permissions_from", "attributes", "enabled"}));
+    store::ServiceAccount account;
+    account.tenant_id = caller.tenant_id;
+    ASSIGN_OR_RETURN(account.name, RequiredString(body, "name"));
+    RETURN_IF_ERROR(ValidateAccountName(account.name));
+    ASSIGN_OR_RETURN(account.description, OptionalString(body, "description"));
+    if (account.description.size() > kMaxDescription) return InvalidArgumentError("description is too long", "description");
+    ASSIGN_OR_RETURN(account.enabled, OptionalBool(body, "enabled", true));
+    if (body.contains("attributes")) {
+      if (!body["attributes"].is_object()) return InvalidArgumentError("attributes must be an object", "attributes");
+      RETURN_IF_ERROR(engine::Attributes::FromJson(body["attributes"], "attributes").status());
+      account.attributes = body["attributes"];
+    }
+    std::string kind = "scratch", source;
+    if (body.contains("copy_permissions_from") && !body["copy_permissions_from"].is_null()) {
+      const auto& from = body["copy_permissions_from"];
+      if (!from.is_object()) return InvalidArgumentError("copy_permissions_from must be an object", "copy_permissions_from");
+      RETURN_IF_ERROR(OnlyKeys(from, {"kind", "name"}, "copy_permissions_from."));
+      auto k = RequiredString(from, "kind");
+      if (!k.ok()) return InvalidArgumentError(k.status().message(), "copy_permissions_from.kind");
+      kind = *k;
+      if (kind != "scratch") {
+        auto n = RequiredString(from, "name");
+        if (!n.ok()) return InvalidArgumentError(n.status().message(), "copy_permissions_from.name");
+        source = *n;
+      }
+    }
+    engine::PolicyDoc doc;
+    nlohmann::json copied = {{"kind", kind}};
+    if (kind == "scratch") {
+      doc = engine::ScratchPolicy(*caller.snapshot, account.name);
+    } else if (kind == "role") {
+      auto role_doc = engine::CopyRolePolicy(*caller.snapshot, source, account.name);
+      if (!role_doc.ok()) return InvalidArgumentError("unknown role '" + source + "'", "copy_permissions_from.name");
+      doc = std::move(role_doc).value();
+      copied["name"] = source;
+    } else if (kind == "service_account") {
+      auto src = find(caller, source);
+      if (!src.ok()) return InvalidArgumentError("unknown service account '" + source + "'", "copy_permissions_from.name");
+      RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "view"));
+      std::vector<engine::CompileError> errors;
+      auto src_doc = engine::ParsePolicyDoc(src->policy_yaml, kPolicyFile, &errors);
+      if (!src_doc.ok()) return FailedPreconditionError("the source account's policy cannot be read");
+      doc = engine::CopyAccountPolicy(*caller.snapshot, *src_doc, src->name, account.name);
+      copied["name"] = src->name;
+      copied["id"] = src->id;
+    } else {
+      return InvalidArgumentError("kind must be scratch, role or service_account", "copy_permissions_from.kind");
+    }
+    account.policy_yaml = engine::EmitPolicyYaml(doc);
+    bool written = false;
+    RETURN_IF_ERROR(CheckProposedPolicy(caller, account.policy_yaml, account.name, res, &written));
+    if (written) return Status();
+    account.created_by_type = caller.actor_type;
+    account.created_by_id = caller.principal.id;
+    store::AuditEntry audit = Audit(caller, "service_account.created", "service_account", "", account.name,
+                                    {{"copy_permissions_from", copied}});
+    ASSIGN_OR_RETURN(store::ServiceAccount created, store_->CreateAccount(account, &audit));
+    WriteJson(res, 201, AccountJson(created));
+    return Status();
+  });
+
+  Admin("GET", kAccountPath, [this, find](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
+    RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "view"));
+    ASSIGN_OR_RETURN(store::ServiceAccount account, find(caller, req.matches[1]));
+    WriteJson(res, 200, AccountJson(account));
+    return Status();
+  });
+
+  Admin("PATCH", kAccountPath, [this, find](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
+    RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "update"));
+    ASSIGN_OR_RETURN(nlohmann::json body, ParseJsonObject(req));
+    RETURN_IF_ERROR(OnlyKeys(body, {"name", "description", "enabled", "attributes"}));
+    ASSIGN_OR_RETURN(store::ServiceAccount before, find(caller, req.matches[1]));
+    store::AccountUpdate update;
+    std::string action = "service_account.updated";
+    nlohmann::json details = nlohmann::json::object();
+    if (body.contains("name")) {
+      ASSIGN_OR_RETURN(std::string name, RequiredString(body, "name"));
+      RETURN_IF_ERROR(ValidateAccountName(name));
+      update.name = name;
+      if (name != before.name) {
+        action = "service_account.renamed";
+        details["old_name"] = before.name;
+        details["new_name"] = name;
+      }
+    }
+    if (body.contains("description")) {
+      ASSIGN_OR_RETURN(std::string d, RequiredString(body, "description"));
+      if (d.size() > kMaxDescription) return InvalidArgumentError("description is too long", "description");
+      update.description = d;
+      details["description"] = true;
+    }
+    if (body.contains("attributes")) {
+      if (!body["attributes"].is_object()) return InvalidArgumentError("attributes must be an object", "attributes");
+      RETURN_IF_ERROR(engine::Attributes::FromJson(body["attributes"], "attributes").status());
+      update.attributes = body["attributes"];
+      details["attributes"] = true;
+    }
+    if (body.contains("enabled")) {
+      ASSIGN_OR_RETURN(bool enabled, OptionalBool(body, "enabled", true));
+      update.enabled = enabled;
+      if (enabled != before.enabled) action = enabled ? "service_account.enabled" : "service_account.disabled";
+      details["enabled"] = enabled;
+    }
+    store::AuditEntry audit = Audit(caller, action, "service_account", before.id, update.name.value_or(before.name), details);
+    ASSIGN_OR_RETURN(store::ServiceAccount after, store_->UpdateAccount(caller.tenant_id, before.id, update, &audit));
+    verifier_.InvalidateAccount(before.id);
+    WriteJson(res, 200, AccountJson(after));
+    return Status();
+  });
+
+  Admin("DELETE", kAccountPath, [this, find](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
+    RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "delete"));
+    ASSIGN_OR_RETURN(store::ServiceAccount account, find(caller, req.matches[1]));
+    store::AuditEntry audit = Audit(caller, "service_account.deleted", "service_account", account.id, account.name,
+                                    {{"tokens_deleted", account.token_count}});
+    RETURN_IF_ERROR(store_->SoftDeleteAccount(caller.tenant_id, account.id, &audit));
+    verifier_.InvalidateAccount(account.id);
+    res.status = 204;
+    return Status();
+  });
+
+  const std::string permissions_path = std::string(kAccountPath) + "/permissions";
+  Admin("GET", permissions_path, [this, find](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
+    RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "view"));
+    ASSIGN_OR_RETURN(store::ServiceAccount account, find(caller, req.matches[1]));
+    res.set_header("ETag", "\"" + std::to_string(account.policy_version) + "\"");
+    if (IsYamlContentType(req.get_header_value("Accept"))) {
+      res.status = 200;
+      res.set_content(account.policy_yaml, "application/yaml");
+      return Status();
+    }
+    std::vector<engine::CompileError> errors;
+    ASSIGN_OR_RETURN(engine::PolicyDoc doc, engine::ParsePolicyDoc(account.policy_yaml, kPolicyFile, &errors));
+    nlohmann::json out = engine::PolicyDocToJson(doc);
+    out["version"] = account.policy_version;
+    WriteJson(res, 200, out);
+    return Status();
+  });
+
+  Admin("PUT", permissions_path, [this, find](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
+    RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "update"));
+    ASSIGN_OR_RETURN(store::ServiceAccount account, find(caller, req.matches[1]));
+    std::string yaml;
+    const std::string content_type = req.get_header_value("Content-Type");
+    if (IsYamlContentType(content_type)) {
+      yaml = req.body;
+    } else if (IsJsonContentType(req)) {
+      ASSIGN_OR_RETURN(nlohmann::json body, ParseJsonObject(req));
+      body.erase("version");
+      ASSIGN_OR_RETURN(engine::PolicyDoc doc, engine::PolicyDocFromJson(body));
+      if (doc.account.empty()) doc.account = account.name;
+      yaml = engine::EmitPolicyYaml(doc);
+    } else {
+      return UnsupportedMediaType("the body must be application/json or application/yaml");
+    }
+    bool written = false;
+    RETURN_IF_ERROR(CheckProposedPolicy(caller, yaml, account.name, res, &written));
+    if (written) return Status();
+    std::optional<int64_t> expected;
+    if (std::string m = req.get_header_value("If-Match"); !m.empty()) {
+      try {
+        expected = std::stoll(m.front() == '"' ? m.substr(1) : m);
+      } catch (const std::exception&) {
+        return InvalidArgumentError("If-Match must be a policy version", "If-Match");
+      }
+    }
+    store::AuditEntry audit = Audit(caller, "service_account.permissions_changed", "service_account", account.id,
+                                    account.name, {{"from_version", account.policy_version}});
+    ASSIGN_OR_RETURN(store::PolicyVersion version,
+                     store_->SetPolicy(caller.tenant_id, account.id, yaml, caller.actor_type, caller.principal.id,
+                                       expected, &audit));
+    verifier_.InvalidateAccount(account.id);
+    WriteJson(res, 200, {{"id", account.id}, {"version", version.version}, {"updated_at", TimeJson(version.created_at)}});
+    return Status();
+  });
+
+  Admin("GET", permissions_path + "/versions", [this, find](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
+    RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "view"));
+    ASSIGN_OR_RETURN(store::ServiceAccount account, find(caller, req.matches[1]));
+    ASSIGN_OR_RETURN(auto versions, store_->ListPolicyVersions(caller.tenant_id, account.id));
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& v : versions) items.push_back(PolicyVersionJson(v));
+    WriteJson(res, 200, {{"items", items}});
+    return Status();
+  });
+
+  const std::string tokens_path = std::string(kAccountPath) + "/tokens";
+  Admin("GET", tokens_path, [this, find](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
+    RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "view"));
+    ASSIGN_OR_RETURN(store::ServiceAccount account, find(caller, req.matches[1]));
+    ASSIGN_OR_RETURN(auto tokens, store_->ListTokens(caller.tenant_id, account.id));
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& t : tokens) items.push_back(TokenJson(t));
+    WriteJson(res, 200, {{"items", items}});
+    return Status();
+  });
+
+  Admin("POST", tokens_path, [this, find](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
+    RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "update"));
+    ASSIGN_OR_RETURN(nlohmann::json body, ParseJsonObject(req));
+    RETURN_IF_ERROR(OnlyKeys(body, {"name", "expires_at"}));
+    ASSIGN_OR_RETURN(store::ServiceAccount account, find(caller, req.matches[1]));
+    store::ApiTokenRecord record;
+    ASSIGN_OR_RETURN(record.name, RequiredString(body, "name"));
+    if (record.name.empty() || record.name.size() > 100) return InvalidArgumentError("name must be 1-100 characters", "name");
+    ASSIGN_OR_RETURN(std::string expires, OptionalString(body, "expires_at"));
+    if (!expires.empty()) {
+      if (!ParseTimestamp(expires, &record.expires_at)) {
+        return InvalidArgumentError("expires_at must be an RFC 3339 time", "expires_at");
+      }
+      if (record.expires_at <= clock_.NowMillis()) return InvalidArgumentError("expires_at must be in the future", "expires_at");
+    }
+    ApiToken token = NewApiToken(config_.token_prefix);
+    record.id = token.id;
+    record.tenant_id = caller.tenant_id;
+    record.account_id = account.id;
+    record.secret_hash = verifier_.HashSecret(token.secret);
+    record.display_prefix = TokenDisplayPrefix(token);
+    record.created_at = clock_.NowMillis();
+    record.created_by_type = caller.actor_type;
+    record.created_by_id = caller.principal.id;
+    store::AuditEntry audit = Audit(caller, "token.created", "service_account", account.id, account.name,
+                                    {{"token_id", record.id}, {"token_name", record.name}});
+    RETURN_IF_ERROR(store_->CreateToken(record, &audit));
+    WriteJson(res, 201, {{"id", record.id},
+                         {"name", record.name},
+                         {"token", FormatApiToken(token)},
+                         {"prefix", record.display_prefix},
+                         {"created_at", TimeJson(record.created_at)},
+                         {"expires_at", TimeJson(record.expires_at)}});
+    return Status();
+  });
+
+  Admin("DELETE", tokens_path + R"(/([A-Za-z0-9]+))", [this, find](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
+    RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "update"));
+    ASSIGN_OR_RETURN(store::ServiceAccount account, find(caller, req.matches[1]));
+    const std::string token_id = req.matches[2];
+    store::AuditEntry audit = Audit(caller, "token.deleted", "service_account", account.id, account.name,
+                                    {{"token_id", token_id}});
+    RETURN_IF_ERROR(store_->DeleteToken(caller.tenant_id, account.id, token_id, &audit));
+    verifier_.InvalidateToken(token_id);
+    res.status = 204;
+    return Status();
+  });
+
+  Admin("GET", "/v1/roles", [](const httplib::Request&, httplib::Response& res, Caller& caller) -> Status {
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& name : caller.snapshot->RoleNames()) {
+      if (auto role = caller.snapshot->RoleJson(name)) items.push_back(*role);
+    }
+    WriteJson(res, 200, {{"items", items}, {"revision", caller.snapshot->revision()}});
+    return Status();
+  });
+
+  Admin("GET", R"(/v1/roles/([A-Za-z0-9_.\-]+))", [](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
+    auto role = caller.snapshot->RoleJson(std::string(req.matches[1]));
+    if (!role) return NotFoundError("no role '" + std::string(req.matches[1]) + "'");
+    WriteJson(res, 200, *role);
+    return Status();
+  });
+
+  Admin("GET", "/v1/catalog", [](const httplib::Request&, httplib::Response& res, Caller& caller) -> Status {
+    nlohmann::json models = nlohmann::json::array();
+    for (const auto& m : caller.snapshot->catalog().models()) {
+      nlohmann::json attrs = nlohmann::json::object();
+      for (const auto& a : m.attributes) attrs[a.name] = a.type;
+      models.push_back({{"name", m.name}, {"actions", m.actions}, {"attributes", attrs}});
+    }
+    WriteJson(res, 200, {{"models", models}, {"analytics", caller.snapshot->catalog().analytics()},
+                         {"revision", caller.snapshot->revision()}});
+    return Status();
+  });
+
+  Admin("GET", "/v1/audit", [this](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
+    store::AuditQuery query;
+    query.tenant_id = caller.tenant_id;
+    query.target_id = req.get_param_value("target_id");
+    query.target_type = req.get_param_value("target_type");
+    RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "view"));
+    if (query.target_type != "service_account") RETURN_IF_ERROR(Authorize(caller, "user", "view"));
+    ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", store::kDefaultPageLimit, 1, store::kMaxPageLimit));
+    query.limit = static_cast<int>(limit);
+    query.cursor = req.get_param_value("cursor");
+    ASSIGN_OR_RETURN(auto page, store_->List(query));
+    WriteJson(res, 200, PageJson(page, AuditJson));
+    return Status();
+  });
+}
+
+}  // namespace warden::server

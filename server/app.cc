@@ -1,0 +1,307 @@
+#include "server/app.h"
+
+#include <chrono>
+#include <cstdio>
+
+#include "common/crypto.h"
+#include "common/ids.h"
+#include "server/http_util.h"
+
+namespace warden::server {
+
+namespace {
+
+constexpr char kSessionPrefix[] = "wds_";
+constexpr char kSessionCookie[] = "warden_session";
+constexpr char kCsrfHeader[] = "X-CSRF-Token";
+constexpr int kPruneBatch = 1000;
+
+thread_local std::chrono::steady_clock::time_point t_request_start;
+thread_local std::string t_request_id;
+
+std::string CookieValue(const httplib::Request& req, const std::string& name) {
+  std::string cookies = req.get_header_value("Cookie");
+  size_t pos = 0;
+  while (pos < cookies.size()) {
+    size_t end = cookies.find(';', pos);
+    if (end == std::string::npos) end = cookies.size();
+    std::string part = cookies.substr(pos, end - pos);
+    while (!part.empty() && part.front() == ' ') part.erase(0, 1);
+    if (part.rfind(name + "=", 0) == 0) return part.substr(name.size() + 1);
+    pos = end + 1;
+  }
+  return {};
+}
+
+}  // namespace
+
+int64_t LoginLimiter::RetryAfter(const std::string& addr) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = failures_.find(addr);
+  if (it == failures_.end()) return 0;
+  int64_t now = clock_.NowMillis();
+  auto& v = it->second;
+  std::erase_if(v, [&](int64_t t) { return now - t >= 60'000; });
+  if (static_cast<int>(v.size()) < per_minute_) return 0;
+  return (v.front() + 60'000 - now) / 1000 + 1;
+}
+
+void LoginLimiter::RecordFailure(const std::string& addr) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (failures_.size() > 100'000) failures_.clear();  // bound memory under address floods
+  failures_[addr].push_back(clock_.NowMillis());
+}
+
+App::App(Config config, store::Store* store, std::string pepper, const Clock& clock,
+         std::function<Status()> checkpoint)
+    : config_(std::move(config)),
+      store_(store),
+      pepper_(std::move(pepper)),
+      clock_(clock),
+      checkpoint_(std::move(checkpoint)),
+      policies_(config_.policies_dir, clock, &metrics_),
+      verifier_(store, &policies_, pepper_, config_.token_prefix, clock, &metrics_),
+      logger_(std::make_unique<DecisionLogger>(store, &metrics_, clock)),
+      limiter_(config_.login_failures_per_minute, clock) {}
+
+App::~App() { Stop(); }
+
+Status App::Init(std::string* admin_password_out) {
+  Status loaded = policies_.Reload();
+  if (!loaded.ok()) return loaded;
+  // Account policies were compiled against the old snapshot: drop them on every swap.
+  policies_.OnSwap([this] { verifier_.InvalidateAll(); });
+  ASSIGN_OR_RETURN(store::Tenant tenant, store_->EnsureDefaultTenant());
+  tenant_id_ = tenant.id;
+  tenant_token_.store(std::make_shared<const std::string>(tenant.tenant_token));
+  ASSIGN_OR_RETURN(int64_t users, store_->CountUsers(tenant_id_));
+  if (users == 0) {
+    std::string password = config_.admin_password;
+    if (password.empty()) {
+      password = RandomBase62(20);
+      *admin_password_out = password;
+    }
+    ASSIGN_OR_RETURN(std::string hash, HashPassword(password));
+    store::User admin;
+    admin.tenant_id = tenant_id_;
+    admin.email = config_.admin_email;
+    admin.name = "Administrator";
+    admin.roles = {"admin"};
+    admin.password_hash = hash;
+    store::AuditEntry audit;
+    audit.tenant_id = tenant_id_;
+    audit.actor_type = store::kActorSystem;
+    audit.actor_id = "warden";
+    audit.action = "user.created";
+    audit.target_type = "user";
+    audit.target_name = admin.email;
+    ASSIGN_OR_RETURN(store::User created, store_->CreateUser(admin, &audit));
+    (void)created;
+  }
+  return Status();
+}
+
+StatusOr<int> App::Bind() {
+  if (!config_.tls_cert.empty()) {
+    auto ssl = std::make_unique<httplib::SSLServer>(config_.tls_cert.c_str(), config_.tls_key.c_str());
+    if (!ssl->is_valid()) return InvalidArgumentError("cannot load the TLS certificate or key", "tls_cert");
+    http_ = std::move(ssl);
+  } else {
+    http_ = std::make_unique<httplib::Server>();
+  }
+  const int threads = config_.threads;
+  http_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  http_->set_tcp_nodelay(true);
+  http_->set_keep_alive_max_count(1'000'000);
+  http_->set_keep_alive_timeout(30);
+  http_->set_read_timeout(30);
+  http_->set_payload_max_length(static_cast<size_t>(config_.payload_limit));
+
+  http_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    t_request_start = std::chrono::steady_clock::now();
+    t_request_id = req.get_header_value("X-Request-Id");
+    if (t_request_id.empty() || t_request_id.size() > 128) t_request_id = NewUlid(clock_);
+    res.set_header("X-Request-Id", t_request_id);
+    // The hot path skips the regex router.
+    if (req.path == "/v1/check" && req.method == "POST") {
+      HandleCheck(req, res);
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  http_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return;
+    switch (res.status) {
+      case 404: WriteError(res, 404, "not_found", "no such endpoint: " + req.method + " " + req.path); break;
+      case 413: WriteError(res, 413, "payload_too_large", "the request body is larger than the payload limit", "body"); break;
+      case 405: WriteError(res, 405, "method_not_allowed", "method not allowed"); break;
+      default: WriteError(res, res.status, "invalid_argument", "the request could not be processed"); break;
+    }
+  });
+  http_->set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+    WriteError(res, 500, "internal", "internal error");
+  });
+  const bool access_log = config_.access_log;
+  http_->set_logger([this, access_log](const httplib::Request& req, const httplib::Response& res) {
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_request_start).count();
+    metrics_.request_seconds.Observe(secs);
+    if (!access_log) return;
+    // Never the query string or a body: they may carry secrets.
+    std::fprintf(stderr, "%s %s %s %d %.3fms rid=%s\n", FormatTimestamp(clock_.NowMillis()).c_str(),
+                 req.method.c_str(), req.path.c_str(), res.status, secs * 1000, t_request_id.c_str());
+  });
+
+  RegisterAuthRoutes();
+  RegisterAccountRoutes();
+  RegisterCheckRoutes();
+  RegisterOpsRoutes();
+
+  int port = config_.Port();
+  if (port == 0) {
+    port = http_->bind_to_any_port(config_.Host());
+  } else if (!http_->bind_to_port(config_.Host(), port)) {
+    port = -1;
+  }
+  if (port < 0) return UnavailableError("cannot listen on " + config_.listen);
+  maintenance_ = std::thread([this] { MaintenanceLoop(); });
+  return port;
+}
+
+void App::Serve() { http_->listen_after_bind(); }
+
+void App::Stop() {
+  if (http_) http_->stop();
+  {
+    std::lock_guard<std::mutex> lock(maint_mu_);
+    stopping_ = true;
+  }
+  maint_cv_.notify_all();
+  if (maintenance_.joinable()) maintenance_.join();
+  policies_.StopWatching();
+  if (logger_) logger_->Stop();
+  verifier_.FlushLastUsed();
+}
+
+void App::MaintenanceLoop() {
+  if (config_.watch_policies) policies_.StartWatching();
+  int tick = 0;
+  std::unique_lock<std::mutex> lock(maint_mu_);
+  while (!maint_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; })) {
+    lock.unlock();
+    verifier_.FlushLastUsed();
+    if (checkpoint_) (void)checkpoint_();
+    if (++tick % 10 == 0) {
+      int64_t max_age = config_.decision_retention_days * 86'400'000;
+      for (int i = 0; i < 20; ++i) {  // at most 20 small batches per pass: never stall checks
+        auto pruned = store_->Prune(max_age, config_.decision_retention_rows, kPruneBatch);
+        if (!pruned.ok() || *pruned == 0) break;
+        metrics_.decision_rows_pruned += static_cast<uint64_t>(*pruned);
+        if (*pruned < kPruneBatch) break;
+      }
+      (void)store_->DeleteExpiredSessions();
+    }
+    lock.lock();
+  }
+}
+
+void App::Admin(const std::string& method, const std::string& pattern, AdminHandler handler) {
+  const bool changes_state = method != "GET";
+  auto wrapped = [this, handler, changes_state](const httplib::Request& req, httplib::Response& res) {
+    StatusOr<Caller> caller = Authenticate(req);
+    if (!caller.ok()) return WriteError(res, caller.status());
+    if (changes_state && caller->via_cookie &&
+        !ConstantTimeEquals(req.get_header_value(kCsrfHeader), caller->csrf_token)) {
+      return WriteError(res, PermissionDeniedError(std::string("state-changing requests authenticated by cookie need the ") +
+                                                   kCsrfHeader + " header returned at login"));
+    }
+    Status st = handler(req, res, *caller);
+    if (!st.ok()) WriteError(res, st);
+  };
+  if (method == "GET") http_->Get(pattern, wrapped);
+  else if (method == "POST") http_->Post(pattern, wrapped);
+  else if (method == "PUT") http_->Put(pattern, wrapped);
+  else if (method == "PATCH") http_->Patch(pattern, wrapped);
+  else if (method == "DELETE") http_->Delete(pattern, wrapped);
+}
+
+StatusOr<Caller> App::Authenticate(const httplib::Request& req) {
+  std::string auth = req.get_header_value("Authorization");
+  std::string credential;
+  bool via_cookie = false;
+  if (!auth.empty()) {
+    if (auth.rfind("Bearer ", 0) != 0) return UnauthenticatedError("the Authorization header must be 'Bearer <token>'");
+    credential = auth.substr(7);
+  } else {
+    credential = CookieValue(req, kSessionCookie);
+    via_cookie = true;
+    if (credential.empty()) return UnauthenticatedError("authentication required: a session or an API token");
+  }
+  Caller caller;
+  caller.snapshot = policies_.Current();
+  caller.tenant_id = tenant_id_;
+  if (credential.rfind(kSessionPrefix, 0) == 0) {
+    std::string hash = ToHex(HmacSha256(pepper_, std::string("session:") + credential));
+    StatusOr<store::Session> session = store_->FindSessionByHash(hash);
+    if (!session.ok()) return UnauthenticatedError("the session is invalid or expired");
+    StatusOr<store::User> user = store_->GetUser(session->tenant_id, session->user_id);
+    if (!user.ok() || !user->enabled) return UnauthenticatedError("the session is invalid or expired");
+    caller.actor_type = store::kActorUser;
+    caller.tenant_id = user->tenant_id;
+    caller.session_id = session->id;
+    caller.csrf_token = session->csrf_token;
+    caller.via_cookie = via_cookie;
+    caller.principal.type = engine::PrincipalType::kUser;
+    caller.principal.id = user->id;
+    caller.principal.name = user->email;
+    caller.principal.roles = user->roles;
+    if (user->attributes.is_object()) {
+      auto attrs = engine::Attributes::FromJson(user->attributes, "attributes");
+      if (attrs.ok()) caller.principal.attributes = std::move(attrs).value();
+    }
+    for (const auto& role : user->roles) {
+      if (const engine::CompiledPolicy* p = caller.snapshot->FindRole(role)) caller.policies.push_back(p);
+    }
+    return caller;
+  }
+  // A cookie never authenticates a service account.
+  if (via_cookie) return UnauthenticatedError("the session is invalid or expired");
+  TokenVerifier::Result verified = verifier_.Verify(credential);
+  if (verified.outcome == TokenVerifier::Outcome::kUnavailable) return UnavailableError("the store is unavailable");
+  if (verified.outcome == TokenVerifier::Outcome::kAccountDisabled) return UnauthenticatedError("the service account is disabled");
+  if (verified.outcome != TokenVerifier::Outcome::kOk) return UnauthenticatedError("the token is invalid, expired or deleted");
+  caller.actor_type = store::kActorServiceAccount;
+  caller.account = verified.account;
+  caller.snapshot = verified.account->snapshot;
+  caller.tenant_id = verified.account->account.tenant_id;
+  caller.principal = verified.account->principal;
+  if (verified.account->policy) caller.policies.push_back(verified.account->policy.get());
+  return caller;
+}
+
+Status App::Authorize(const Caller& caller, std::string_view model, std::string_view action) {
+  engine::Attributes none;
+  engine::Decision d = caller.snapshot->Evaluate(caller.principal, caller.policies, model, action, none, none);
+  if (d.allowed) return Status();
+  std::string msg = "not allowed to " + std::string(action) + " " + std::string(model) + ": " +
+                    std::string(engine::ReasonName(d.reason));
+  if (!d.rule.empty()) msg += " (rule " + std::string(d.rule) + ")";
+  return PermissionDeniedError(msg);
+}
+
+store::AuditEntry App::Audit(const Caller& caller, std::string action, std::string target_type,
+                             std::string target_id, std::string target_name,
+                             nlohmann::json details) const {
+  store::AuditEntry e;
+  e.tenant_id = caller.tenant_id;
+  e.actor_type = caller.actor_type;
+  e.actor_id = caller.principal.id;
+  e.action = std::move(action);
+  e.target_type = std::move(target_type);
+  e.target_id = std::move(target_id);
+  e.target_name = std::move(target_name);
+  e.details = std::move(details);
+  e.details["actor_name"] = caller.principal.name;
+  return e;
+}
+
+}  // namespace warden::server

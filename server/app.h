@@ -1,0 +1,131 @@
+// The warden HTTP server: owns the threads, wires engine/ (PolicyManager) and store/
+// (store::Store) together, and serves the API of DESIGN.md section 6.
+//
+// Routes live in several files by concern: auth_routes.cc (login/logout, users),
+// account_routes.cc (service accounts, permissions, tokens, roles, catalog, audit),
+// check_routes.cc (/v1/check, tenant, decision history), ops_routes.cc (health, metrics,
+// policies). Each admin route authenticates the caller and asks the engine whether the
+// caller may do (serviceaccount|user, action) before doing anything.
+// Thread-safety: after Start(), handlers run concurrently on the HTTP pool; all shared state
+// is in thread-safe members (store, policy manager, verifier, logger, limiter, metrics).
+#pragma once
+
+#include <httplib.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "engine/engine.h"
+#include "server/config.h"
+#include "server/decision_logger.h"
+#include "server/metrics.h"
+#include "server/policy_manager.h"
+#include "server/token_verifier.h"
+#include "store/store.h"
+
+namespace warden::server {
+
+// Who is calling an admin endpoint, and what they may do.
+struct Caller {
+  engine::Principal principal;
+  std::string tenant_id;
+  std::string actor_type;  // store::kActorUser or store::kActorServiceAccount
+  std::shared_ptr<const engine::PolicySnapshot> snapshot;
+  std::shared_ptr<const AccountState> account;  // service accounts: keeps `policies` alive
+  std::vector<const engine::CompiledPolicy*> policies;
+  std::string session_id;  // users
+  std::string csrf_token;  // users authenticated by cookie
+  bool via_cookie = false;
+};
+
+// Counts failed logins per client address in a sliding minute.
+class LoginLimiter {
+ public:
+  LoginLimiter(int per_minute, const Clock& clock) : per_minute_(per_minute), clock_(clock) {}
+  // Seconds to wait when the address is over its budget, else 0.
+  int64_t RetryAfter(const std::string& addr);
+  void RecordFailure(const std::string& addr);
+
+ private:
+  const int per_minute_;
+  const Clock& clock_;
+  std::mutex mu_;
+  std::unordered_map<std::string, std::vector<int64_t>> failures_;  // guarded by mu_
+};
+
+class App {
+ public:
+  // `checkpoint` is called by the maintenance thread about once a second (SQLite's WAL
+  // checkpoint); may be empty.
+  App(Config config, store::Store* store, std::string pepper, const Clock& clock,
+      std::function<Status()> checkpoint = {});
+  ~App();
+
+  // Loads policies, prepares the tenant and first admin. `admin_password_out` receives a
+  // generated admin password on the very first start (empty otherwise).
+  Status Init(std::string* admin_password_out);
+  // Binds the listen address (port 0 picks a free port). Returns the bound port.
+  StatusOr<int> Bind();
+  // Serves until Stop() (blocking).
+  void Serve();
+  void Stop();
+
+  const Config& config() const { return config_; }
+  Metrics& metrics() { return metrics_; }
+
+ private:
+  // Routes.
+  void RegisterAuthRoutes();
+  void RegisterAccountRoutes();
+  void RegisterCheckRoutes();
+  void RegisterOpsRoutes();
+
+  // A handler of an admin route: runs after authentication and CSRF checks.
+  using AdminHandler = std::function<Status(const httplib::Request&, httplib::Response&, Caller&)>;
+  // Registers `handler` for METHOD + regex; authenticates, checks CSRF for state changes,
+  // and turns a non-OK Status into the JSON error.
+  void Admin(const std::string& method, const std::string& pattern, AdminHandler handler);
+
+  StatusOr<Caller> Authenticate(const httplib::Request& req);
+  // PermissionDenied naming reason and rule when the engine denies (model, action).
+  Status Authorize(const Caller& caller, std::string_view model, std::string_view action);
+  store::AuditEntry Audit(const Caller& caller, std::string action, std::string target_type,
+                          std::string target_id, std::string target_name,
+                          nlohmann::json details = nlohmann::json::object()) const;
+
+  // Check path.
+  void HandleCheck(const httplib::Request& req, httplib::Response& res);
+
+  void MaintenanceLoop();
+
+  Config config_;
+  store::Store* store_;
+  const std::string pepper_;
+  const Clock& clock_;
+  std::function<Status()> checkpoint_;
+  Metrics metrics_;
+  PolicyManager policies_;
+  TokenVerifier verifier_;
+  std::unique_ptr<DecisionLogger> logger_;
+  LoginLimiter limiter_;
+  std::unique_ptr<httplib::Server> http_;
+  std::string tenant_id_ = store::kDefaultTenantId;
+  std::atomic<std::shared_ptr<const std::string>> tenant_token_;
+
+  std::mutex maint_mu_;
+  std::condition_variable maint_cv_;
+  bool stopping_ = false;  // guarded by maint_mu_
+  std::thread maintenance_;
+};
+
+}  // namespace warden::server

@@ -1,0 +1,328 @@
+// POST /v1/check (the hot path), the tenant token, and the decision history.
+#include <chrono>
+
+#include "common/crypto.h"
+#include "common/ids.h"
+#include "server/app.h"
+#include "server/http_util.h"
+#include "server/json_views.h"
+
+namespace warden::server {
+
+namespace {
+
+constexpr size_t kMaxName = 128;
+constexpr size_t kMaxContextString = 2048;
+
+struct CheckInput {
+  std::string model;
+  std::string action;
+  std::string resource_id;
+  engine::Attributes resource;
+};
+
+struct CheckRequest {
+  std::string token;
+  bool tenant = false;
+  bool single = false;
+  std::vector<CheckInput> checks;
+  engine::Attributes context;
+  std::string client_addr, method, path, request_id;
+};
+
+Status ParseCheck(const nlohmann::json& obj, const std::string& field, CheckInput* out) {
+  if (!obj.is_object()) return InvalidArgumentError(field + " must be an object", field);
+  for (auto it = obj.begin(); it != obj.end(); ++it) {
+    const std::string& k = it.key();
+    if (k != "model" && k != "action" && k != "resource" && k != "token" && k != "tenant_token" &&
+        k != "context" && k != "checks") {
+      return InvalidArgumentError("unknown field '" + k + "'", field.empty() ? k : field + "." + k);
+    }
+  }
+  const std::string prefix = field.empty() ? "" : field + ".";
+  for (const char* key : {"model", "action"}) {
+    auto it = obj.find(key);
+    if (it == obj.end() || it->is_null()) return InvalidArgumentError(std::string(key) + " is required", prefix + key);
+    if (!it->is_string()) return InvalidArgumentError(std::string(key) + " must be a string", prefix + key);
+    const auto& s = it->get_ref<const std::string&>();
+    if (s.empty() || s.size() > kMaxName) {
+      return InvalidArgumentError(std::string(key) + " must be 1-128 characters", prefix + key);
+    }
+  }
+  out->model = obj["model"].get<std::string>();
+  out->action = obj["action"].get<std::string>();
+  auto res = obj.find("resource");
+  if (res != obj.end() && !res->is_null()) {
+    if (!res->is_object()) return InvalidArgumentError("resource must be an object", prefix + "resource");
+    nlohmann::json attrs = *res;
+    if (auto id = attrs.find("id"); id != attrs.end()) {
+      if (id->is_string()) out->resource_id = id->get<std::string>();
+      else if (id->is_number_integer()) out->resource_id = std::to_string(id->get<int64_t>());
+      else if (!id->is_null()) return InvalidArgumentError("resource.id must be a string", prefix + "resource.id");
+      if (out->resource_id.size() > 512) return InvalidArgumentError("resource.id is too long", prefix + "resource.id");
+      // `id` is also an attribute conditions may use.
+    }
+    ASSIGN_OR_RETURN(out->resource, engine::Attributes::FromJson(attrs, prefix + "resource"));
+  }
+  return Status();
+}
+
+StatusOr<CheckRequest> ParseCheckRequest(const nlohmann::json& body, int max_checks) {
+  CheckRequest out;
+  bool has_token = body.contains("token"), has_tenant = body.contains("tenant_token");
+  if (has_token == has_tenant) return InvalidArgumentError("give exactly one of token or tenant_token", "token");
+  const std::string token_field = has_token ? "token" : "tenant_token";
+  if (!body[token_field].is_string()) return InvalidArgumentError(token_field + " must be a string", token_field);
+  out.token = body[token_field].get<std::string>();
+  if (out.token.size() > 256) return InvalidArgumentError(token_field + " is too long", token_field);
+  out.tenant = has_tenant;
+  if (body.contains("checks")) {
+    if (body.contains("model") || body.contains("action") || body.contains("resource")) {
+      return InvalidArgumentError("give checks or a single model/action, not both", "checks");
+    }
+    const auto& checks = body["checks"];
+    if (!checks.is_array() || checks.empty()) return InvalidArgumentError("checks must be a non-empty array", "checks");
+    if (checks.size() > static_cast<size_t>(max_checks)) {
+      return InvalidArgumentError("at most " + std::to_string(max_checks) + " checks per request", "checks");
+    }
+    for (size_t i = 0; i < checks.size(); ++i) {
+      const std::string field = "checks[" + std::to_string(i) + "]";
+      if (checks[i].is_object() && (checks[i].contains("token") || checks[i].contains("tenant_token") ||
+                                    checks[i].contains("context") || checks[i].contains("checks"))) {
+        return InvalidArgumentError("a check holds only model, action and resource", field);
+      }
+      CheckInput in;
+      RETURN_IF_ERROR(ParseCheck(checks[i], field, &in));
+      out.checks.push_back(std::move(in));
+    }
+    for (auto it = body.begin(); it != body.end(); ++it) {
+      if (it.key() != "token" && it.key() != "tenant_token" && it.key() != "checks" && it.key() != "context") {
+        return InvalidArgumentError("unknown field '" + it.key() + "'", it.key());
+      }
+    }
+  } else {
+    CheckInput in;
+    RETURN_IF_ERROR(ParseCheck(body, "", &in));
+    out.checks.push_back(std::move(in));
+    out.single = true;
+  }
+  if (auto ctx = body.find("context"); ctx != body.end() && !ctx->is_null()) {
+    if (!ctx->is_object()) return InvalidArgumentError("context must be an object", "context");
+    for (auto [key, target] : {std::pair<const char*, std::string*>{"client_address", &out.client_addr},
+                               {"client_addr", &out.client_addr}, {"method", &out.method},
+                               {"path", &out.path}, {"request_id", &out.request_id}}) {
+      auto it = ctx->find(key);
+      if (it == ctx->end() || it->is_null()) continue;
+      if (!it->is_string()) return InvalidArgumentError(std::string("context.") + key + " must be a string", std::string("context.") + key);
+      *target = it->get<std::string>();
+      if (target->size() > kMaxContextString) return InvalidArgumentError(std::string("context.") + key + " is too long", std::string("context.") + key);
+    }
+    ASSIGN_OR_RETURN(out.context, engine::Attributes::FromJson(*ctx, "context"));
+  }
+  return out;
+}
+
+nlohmann::json NullOr(const std::string& s) { return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s); }
+
+}  // namespace
+
+void App::HandleCheck(const httplib::Request& req, httplib::Response& res) {
+  const auto start = std::chrono::steady_clock::now();
+  if (!IsJsonContentType(req)) return WriteError(res, UnsupportedMediaType("the body must be application/json"));
+  nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+  if (body.is_discarded()) return WriteError(res, InvalidArgumentError("the body is not valid JSON"));
+  if (!body.is_object()) return WriteError(res, InvalidArgumentError("the body must be a JSON object"));
+  StatusOr<CheckRequest> parsed = ParseCheckRequest(body, config_.max_batch_checks);
+  if (!parsed.ok()) return WriteError(res, parsed.status());
+  CheckRequest& check = *parsed;
+
+  // Who is asking.
+  std::shared_ptr<const engine::PolicySnapshot> snapshot = policies_.Current();
+  engine::Principal tenant_principal;
+  const engine::Principal* principal = nullptr;
+  const engine::CompiledPolicy* policy = nullptr;
+  std::optional<engine::Reason> token_failure;
+  std::string token_id;
+  std::string tenant_id = tenant_id_;
+  TokenVerifier::Result verified;
+  if (check.tenant) {
+    auto current = tenant_token_.load();
+    tenant_principal.type = engine::PrincipalType::kTenant;
+    tenant_principal.id = tenant_id_;
+    tenant_principal.name = tenant_id_;
+    principal = &tenant_principal;
+    if (ConstantTimeEquals(check.token, *current)) {
+      policy = &snapshot->TenantPolicy();
+    } else {
+      metrics_.token_failures++;
+      token_failure = engine::Reason::kTokenInvalid;
+    }
+  } else {
+    verified = verifier_.Verify(check.token);
+    token_id = verified.token_id;
+    switch (verified.outcome) {
+      case TokenVerifier::Outcome::kUnavailable:
+        return WriteError(res, UnavailableError("the token store is unavailable"));
+      case TokenVerifier::Outcome::kOk:
+      case TokenVerifier::Outcome::kAccountDisabled:
+        principal = &verified.account->principal;
+        tenant_id = verified.account->account.tenant_id;
+        snapshot = verified.account->snapshot;
+        policy = verified.account->policy.get();
+        if (verified.outcome == TokenVerifier::Outcome::kAccountDisabled) token_failure = engine::Reason::kAccountDisabled;
+        break;
+      default:
+        token_failure = engine::Reason::kTokenInvalid;
+        break;
+    }
+  }
+
+  // Decide every check (DESIGN.md 3.1: unknown model/action first, then token state).
+  std::vector<store::DecisionRow> rows(check.checks.size());
+  std::vector<engine::Decision> decisions(check.checks.size());
+  std::span<const engine::CompiledPolicy* const> policies(&policy, policy ? 1 : 0);
+  const int64_t now = clock_.NowMillis();
+  for (size_t i = 0; i < check.checks.size(); ++i) {
+    const CheckInput& in = check.checks[i];
+    engine::Decision& d = decisions[i];
+    const engine::Catalog& catalog = snapshot->catalog();
+    auto model = catalog.FindModel(in.model);
+    std::optional<engine::ActionId> action;
+    if (model) action = catalog.FindAction(*model, in.action);
+    if (!model) {
+      d = engine::Decision{false, engine::Reason::kUnknownModel, {}, false};
+    } else if (!action) {
+      d = engine::Decision{false, engine::Reason::kUnknownAction, {}, false};
+    } else if (token_failure) {
+      d = engine::Decision{false, *token_failure, {}, false};
+    } else if (!policy) {  // the account's policy no longer compiles: fail closed
+      d = engine::Decision{false, engine::Reason::kNoMatchingAllow, {}, true};
+    } else {
+      d = snapshot->Evaluate(*principal, policies, *model, *action, in.resource, check.context);
+    }
+    metrics_.CountDecision(d.allowed, d.reason);
+    store::DecisionRow& row = rows[i];
+    row.id = NewUlid(clock_);
+    row.time = now;
+    row.tenant_id = tenant_id;
+    row.principal_type = principal ? std::string(engine::PrincipalTypeName(principal->type)) : "service_account";
+    row.principal_id = principal ? principal->id : "";
+    row.principal_name = principal ? principal->name : "";
+    row.token_id = token_id;
+    row.model = in.model;
+    row.action = in.action;
+    row.resource_id = in.resource_id;
+    row.allowed = d.allowed;
+    row.reason = std::string(engine::ReasonName(d.reason));
+    row.rule = std::string(d.rule);
+    row.eval_error = d.eval_error ? "cannot evaluate a condition" : "";
+    row.policy_revision = snapshot->revision();
+    row.client_addr = check.client_addr.empty() ? req.remote_addr : check.client_addr;
+    row.method = check.method;
+    row.path = check.path;
+    row.request_id = check.request_id;
+  }
+  const int64_t latency_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
+  for (auto& row : rows) row.latency_us = latency_us;
+
+  // Durable before the answer (group commit). If the row cannot be written, nothing is allowed.
+  Status logged = logger_->Write(&rows);
+  if (!logged.ok()) return WriteError(res, logged);
+
+  nlohmann::json results = nlohmann::json::array();
+  for (size_t i = 0; i < rows.size(); ++i) {
+    results.push_back({{"decision_id", rows[i].id},
+                       {"model", rows[i].model},
+                       {"action", rows[i].action},
+                       {"allowed", decisions[i].allowed},
+                       {"reason", rows[i].reason},
+                       {"rule", NullOr(rows[i].rule)},
+                       {"eval_error", decisions[i].eval_error}});
+  }
+  nlohmann::json out = {
+      {"decision_id", rows.front().id},
+      {"principal", {{"type", rows.front().principal_type},
+                     {"id", NullOr(rows.front().principal_id)},
+                     {"name", NullOr(rows.front().principal_name)},
+                     {"token_id", NullOr(token_id)}}},
+      {"policy_revision", snapshot->revision()},
+      {"results", results},
+  };
+  if (check.single) {
+    out["allowed"] = decisions[0].allowed;
+    out["reason"] = rows[0].reason;
+    out["rule"] = NullOr(rows[0].rule);
+  }
+  WriteJson(res, 200, out);
+}
+
+void App::RegisterCheckRoutes() {
+  Admin("GET", "/v1/tenant", [this](const httplib::Request&, httplib::Response& res, Caller& caller) -> Status {
+    RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "view"));
+    ASSIGN_OR_RETURN(store::Tenant tenant, store_->GetTenant(caller.tenant_id));
+    WriteJson(res, 200, {{"id", tenant.id}, {"name", tenant.name}, {"tenant_token", tenant.tenant_token},
+                         {"analytics", caller.snapshot->catalog().analytics()},
+                         {"created_at", TimeJson(tenant.created_at)}});
+    return Status();
+  });
+
+  Admin("POST", R"(/v1/tenant/token:rotate)", [this](const httplib::Request&, httplib::Response& res, Caller& caller) -> Status {
+    RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "update"));
+    store::AuditEntry audit = Audit(caller, "tenant.token_rotated", "tenant", caller.tenant_id, caller.tenant_id);
+    ASSIGN_OR_RETURN(std::string token, store_->RotateTenantToken(caller.tenant_id, &audit));
+    tenant_token_.store(std::make_shared<const std::string>(token));
+    WriteJson(res, 200, {{"id", caller.tenant_id}, {"tenant_token", token}});
+    return Status();
+  });
+
+  // Shared by the per-account history and the tenant-wide one.
+  auto query_from = [](const httplib::Request& req, const std::string& tenant) -> StatusOr<store::DecisionQuery> {
+    store::DecisionQuery q;
+    q.tenant_id = tenant;
+    ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", store::kDefaultPageLimit, 1, store::kMaxPageLimit));
+    q.limit = static_cast<int>(limit);
+    q.cursor = req.get_param_value("cursor");
+    if (req.has_param("allowed")) {
+      std::string a = req.get_param_value("allowed");
+      if (a == "true") q.allowed = true;
+      else if (a == "false") q.allowed = false;
+      else return InvalidArgumentError("allowed must be true or false", "allowed");
+    }
+    q.model = req.get_param_value("model");
+    q.action = req.get_param_value("action");
+    ASSIGN_OR_RETURN(q.since, QueryTime(req, "since"));
+    ASSIGN_OR_RETURN(q.until, QueryTime(req, "until"));
+    return q;
+  };
+
+  Admin("GET", R"(/v1/service-accounts/([A-Za-z0-9_.\-]+)/logs)",
+        [this, query_from](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
+    RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "view"));
+    const std::string key = req.matches[1];
+    // A deleted account's history stays readable by its id.
+    auto account = store_->GetAccount(caller.tenant_id, key, /*include_deleted=*/true);
+    if (!account.ok() && account.status().code() == StatusCode::kNotFound) {
+      account = store_->GetAccountByName(caller.tenant_id, key, /*include_deleted=*/true);
+    }
+    if (!account.ok()) return account.status().code() == StatusCode::kNotFound
+                                  ? NotFoundError("no service account '" + key + "'") : account.status();
+    ASSIGN_OR_RETURN(store::DecisionQuery q, query_from(req, caller.tenant_id));
+    q.principal_id = account->id;
+    ASSIGN_OR_RETURN(auto page, store_->Query(q));
+    WriteJson(res, 200, PageJson(page, DecisionJson));
+    return Status();
+  });
+
+  Admin("GET", "/v1/decisions", [this, query_from](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
+    RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "view"));
+    RETURN_IF_ERROR(Authorize(caller, "user", "view"));
+    ASSIGN_OR_RETURN(store::DecisionQuery q, query_from(req, caller.tenant_id));
+    q.principal_id = req.get_param_value("principal_id");
+    ASSIGN_OR_RETURN(auto page, store_->Query(q));
+    WriteJson(res, 200, PageJson(page, DecisionJson));
+    return Status();
+  });
+}
+
+}  // namespace warden::server

@@ -1,0 +1,49 @@
+// Server configuration: defaults < YAML config file < WARDEN_* environment < flags.
+// A plain value type; thread-compatible.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "common/status.h"
+
+namespace warden::server {
+
+struct Config {
+  std::string listen = "127.0.0.1:8080";
+  std::string data_dir = "./data";
+  std::string policies_dir = "./policies";
+  std::string token_prefix = "wdn";
+  int threads = 64;                         // HTTP worker threads (one per keep-alive connection)
+  int64_t payload_limit = 1 << 20;          // bytes
+  std::string tls_cert;                     // HTTPS when both are set
+  std::string tls_key;
+  std::string token_pepper;                 // empty: read or create <data_dir>/pepper (0600)
+  std::string admin_email = "admin@localhost";
+  std::string admin_password;               // empty on first start: generated and printed once
+  int64_t session_ttl_seconds = 12 * 3600;
+  int64_t decision_retention_days = 90;     // 0 = keep forever
+  int64_t decision_retention_rows = 10'000'000;  // 0 = unbounded
+  int max_batch_checks = 100;               // checks per POST /v1/check
+  int login_failures_per_minute = 10;       // per client address
+  bool watch_policies = true;               // reload when a file under policies_dir changes
+  bool access_log = true;                   // one line per request on stderr
+
+  std::string Host() const;
+  int Port() const;
+  std::string DatabasePath() const { return data_dir + "/warden.db"; }
+};
+
+// Applies a YAML config file (keys as in Config, snake_case) over `config`.
+Status ApplyConfigFile(const std::string& path, Config* config);
+// Applies WARDEN_* variables from `env` (WARDEN_LISTEN, WARDEN_DATA, WARDEN_POLICIES,
+// WARDEN_TOKEN_PREFIX, WARDEN_THREADS, WARDEN_PAYLOAD_LIMIT, WARDEN_TLS_CERT, WARDEN_TLS_KEY,
+// WARDEN_TOKEN_PEPPER, WARDEN_ADMIN_EMAIL, WARDEN_ADMIN_PASSWORD, WARDEN_SESSION_TTL,
+// WARDEN_RETENTION_DAYS, WARDEN_RETENTION_ROWS, WARDEN_ACCESS_LOG).
+Status ApplyEnvironment(const std::map<std::string, std::string>& env, Config* config);
+std::map<std::string, std::string> ProcessEnvironment();
+// Checks ranges and formats (listen address, prefix, thread count, TLS pair).
+Status Validate(const Config& config);
+
+}  // namespace warden::server

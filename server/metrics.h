@@ -1,0 +1,55 @@
+// Prometheus counters of the server, rendered by GET /metrics. Every member is atomic, so
+// any thread may bump any counter without a lock.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "engine/engine.h"
+
+namespace warden::server {
+
+class Histogram {
+ public:
+  // Upper bounds in seconds.
+  static constexpr std::array<double, 12> kBounds = {0.00005, 0.0001, 0.00025, 0.0005, 0.001,
+                                                     0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5};
+  void Observe(double seconds);
+  void Render(const std::string& name, const std::string& help, std::string* out) const;
+
+ private:
+  std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets_{};
+  std::atomic<uint64_t> count_{0};
+  std::atomic<uint64_t> sum_micros_{0};
+};
+
+struct Metrics {
+  static constexpr int kReasons = 8;  // engine::Reason values
+  // decisions[allowed][reason]
+  std::array<std::array<std::atomic<uint64_t>, kReasons>, 2> decisions{};
+  std::atomic<uint64_t> token_failures{0};      // malformed, unknown, expired, deleted, wrong secret
+  std::atomic<uint64_t> token_cache_hits{0};
+  std::atomic<uint64_t> token_cache_misses{0};
+  std::atomic<int64_t> decision_queue_depth{0};
+  std::atomic<uint64_t> decision_batches{0};
+  std::atomic<uint64_t> decision_rows{0};
+  std::atomic<uint64_t> decision_log_failures{0};
+  std::atomic<uint64_t> decision_last_batch_rows{0};  // rows/batches gives the mean batch size
+  Histogram decision_commit_seconds;
+  Histogram request_seconds;        // every HTTP request
+  std::atomic<uint64_t> policy_reloads{0};
+  std::atomic<uint64_t> policy_reload_failures{0};
+  std::atomic<int64_t> policy_loaded_at_ms{0};
+  std::atomic<uint64_t> login_failures{0};
+  std::atomic<uint64_t> decision_rows_pruned{0};
+
+  void CountDecision(bool allowed, engine::Reason reason) {
+    decisions[allowed ? 1 : 0][static_cast<size_t>(reason)].fetch_add(1, std::memory_order_relaxed);
+  }
+  // Prometheus text exposition format 0.0.4; `revision` labels warden_policy_info.
+  std::string Render(const std::string& revision) const;
+};
+
+}  // namespace warden::server

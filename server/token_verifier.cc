@@ -1,0 +1,167 @@
+#include "server/token_verifier.h"
+
+#include "common/crypto.h"
+
+namespace warden::server {
+
+namespace {
+constexpr int64_t kTouchIntervalMs = 60'000;
+constexpr char kPolicyFile[] = "permissions.yaml";
+}  // namespace
+
+std::shared_ptr<const AccountState> MakeAccountState(
+    const store::ServiceAccount& account, std::shared_ptr<const engine::PolicySnapshot> snapshot) {
+  auto state = std::make_shared<AccountState>();
+  state->account = account;
+  state->account.policy_yaml.clear();  // the compiled form is what the hot path needs
+  state->principal.type = engine::PrincipalType::kServiceAccount;
+  state->principal.id = account.id;
+  state->principal.name = account.name;
+  if (account.attributes.is_object()) {
+    auto attrs = engine::Attributes::FromJson(account.attributes, "attributes");
+    if (attrs.ok()) state->principal.attributes = std::move(attrs).value();
+  }
+  if (snapshot) {
+    engine::PolicyResult compiled =
+        engine::CompileAccountPolicy(*snapshot, account.policy_yaml, kPolicyFile, account.name);
+    state->policy = std::move(compiled.policy);
+    state->policy_errors = std::move(compiled.errors);
+  }
+  state->snapshot = std::move(snapshot);
+  return state;
+}
+
+TokenVerifier::TokenVerifier(store::TokenStore* tokens, PolicyManager* policies,
+                             std::string pepper, std::string prefix, const Clock& clock,
+                             Metrics* metrics)
+    : tokens_(tokens),
+      policies_(policies),
+      pepper_(std::move(pepper)),
+      prefix_(std::move(prefix)),
+      clock_(clock),
+      metrics_(metrics) {}
+
+std::string TokenVerifier::HashSecret(std::string_view secret) const {
+  return HmacSha256(pepper_, secret);
+}
+
+TokenVerifier::Result TokenVerifier::Verify(std::string_view token_text) {
+  Result result;
+  StatusOr<ApiToken> parsed = ParseApiToken(token_text, prefix_);
+  if (!parsed.ok()) {
+    metrics_->token_failures++;
+    result.outcome = Outcome::kMalformed;
+    return result;
+  }
+  result.token_id = parsed->id;
+  std::string hash = HashSecret(parsed->secret);
+
+  std::shared_ptr<const TokenEntry> entry;
+  std::shared_ptr<const AccountState> account;
+  uint64_t generation;
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    generation = generation_;
+    auto it = tokens_by_id_.find(parsed->id);
+    if (it != tokens_by_id_.end()) {
+      entry = it->second;
+      auto acc = accounts_.find(entry->account_id);
+      if (acc != accounts_.end()) account = acc->second;
+    }
+  }
+  if (entry && account) {
+    metrics_->token_cache_hits++;
+  } else {
+    metrics_->token_cache_misses++;
+    StatusOr<store::TokenLookup> found = tokens_->LookupToken(parsed->id);
+    if (!found.ok()) {
+      if (found.status().code() == StatusCode::kNotFound) {
+        metrics_->token_failures++;
+        result.outcome = Outcome::kUnknown;
+      } else {
+        result.outcome = Outcome::kUnavailable;
+      }
+      return result;
+    }
+    auto fresh = std::make_shared<TokenEntry>();
+    fresh->secret_hash = found->token.secret_hash;
+    fresh->account_id = found->account.id;
+    fresh->expires_at = found->token.expires_at;
+    fresh->last_touch_queued = found->token.last_used_at;
+    entry = fresh;
+    account = MakeAccountState(found->account, policies_->Current());
+    std::unique_lock<std::shared_mutex> lock(mu_);
+    if (generation == generation_) {  // nothing was invalidated while we read the store
+      tokens_by_id_[parsed->id] = entry;
+      accounts_.try_emplace(found->account.id, account);
+    }
+  }
+  if (!ConstantTimeEquals(hash, entry->secret_hash)) {
+    metrics_->token_failures++;
+    result.outcome = Outcome::kUnknown;
+    return result;
+  }
+  int64_t now = clock_.NowMillis();
+  if (entry->expires_at != 0 && entry->expires_at <= now) {
+    metrics_->token_failures++;
+    result.outcome = Outcome::kExpired;
+    return result;
+  }
+  NoteUse(parsed->id, *entry);
+  result.account = std::move(account);
+  result.outcome = result.account->account.enabled ? Outcome::kOk : Outcome::kAccountDisabled;
+  return result;
+}
+
+void TokenVerifier::NoteUse(const std::string& token_id, const TokenEntry& entry) {
+  int64_t now = clock_.NowMillis();
+  int64_t last = entry.last_touch_queued.load(std::memory_order_relaxed);
+  if (now - last < kTouchIntervalMs) return;
+  if (!entry.last_touch_queued.compare_exchange_strong(last, now)) return;  // another thread did
+  std::lock_guard<std::mutex> lock(touch_mu_);
+  pending_touches_.emplace_back(token_id, now);
+}
+
+void TokenVerifier::FlushLastUsed() {
+  std::vector<std::pair<std::string, int64_t>> batch;
+  {
+    std::lock_guard<std::mutex> lock(touch_mu_);
+    batch.swap(pending_touches_);
+  }
+  if (batch.empty()) return;
+  Status st = tokens_->TouchTokensLastUsed(batch);
+  if (!st.ok()) {  // keep them for the next flush
+    std::lock_guard<std::mutex> lock(touch_mu_);
+    pending_touches_.insert(pending_touches_.end(), batch.begin(), batch.end());
+  }
+}
+
+void TokenVerifier::InvalidateAccount(const std::string& account_id) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  ++generation_;
+  accounts_.erase(account_id);
+  for (auto it = tokens_by_id_.begin(); it != tokens_by_id_.end();) {
+    if (it->second->account_id == account_id) it = tokens_by_id_.erase(it);
+    else ++it;
+  }
+}
+
+void TokenVerifier::InvalidateToken(const std::string& token_id) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  ++generation_;
+  tokens_by_id_.erase(token_id);
+}
+
+void TokenVerifier::InvalidateAll() {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  ++generation_;
+  tokens_by_id_.clear();
+  accounts_.clear();
+}
+
+size_t TokenVerifier::CachedTokens() const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  return tokens_by_id_.size();
+}
+
+}  // namespace warden::server

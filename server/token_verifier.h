@@ -1,0 +1,94 @@
+// Verifies API tokens for /v1/check and for service accounts calling the admin API.
+//
+// A token is parsed first (prefix, length, alphabet, CRC): a malformed token never touches
+// storage. Verified tokens and their accounts (with the account's compiled policy) are cached
+// in memory; every admin change that affects a token or account calls Invalidate*() before
+// it is acknowledged, so the next check already sees it. A generation counter keeps a
+// lookup that raced with an invalidation from re-inserting stale state.
+// last_used_at is recorded in memory on the hot path and written by FlushLastUsed() (called
+// from a background thread) at most once a minute per token.
+// Thread-safety: all methods are thread-safe; the hot path takes a shared lock only.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "engine/engine.h"
+#include "server/metrics.h"
+#include "server/policy_manager.h"
+#include "store/store.h"
+
+namespace warden::server {
+
+// An account as the check path needs it: its row and its policy compiled against the
+// snapshot that was current when it was cached.
+struct AccountState {
+  store::ServiceAccount account;
+  engine::Principal principal;
+  std::shared_ptr<const engine::PolicySnapshot> snapshot;
+  std::shared_ptr<const engine::CompiledPolicy> policy;  // null: does not compile (fail closed)
+  std::vector<engine::CompileError> policy_errors;
+};
+
+// Builds an AccountState (compiling the account's policy against `snapshot`).
+std::shared_ptr<const AccountState> MakeAccountState(
+    const store::ServiceAccount& account, std::shared_ptr<const engine::PolicySnapshot> snapshot);
+
+class TokenVerifier {
+ public:
+  TokenVerifier(store::TokenStore* tokens, PolicyManager* policies, std::string pepper,
+                std::string prefix, const Clock& clock, Metrics* metrics);
+
+  enum class Outcome { kOk, kMalformed, kUnknown, kExpired, kAccountDisabled, kUnavailable };
+  struct Result {
+    Outcome outcome = Outcome::kMalformed;
+    std::string token_id;  // set once the token parsed
+    std::shared_ptr<const AccountState> account;  // set for kOk and kAccountDisabled
+  };
+  Result Verify(std::string_view token_text);
+
+  // The stored form of a token secret: HMAC-SHA256(pepper, secret).
+  std::string HashSecret(std::string_view secret) const;
+  const std::string& prefix() const { return prefix_; }
+
+  void InvalidateAccount(const std::string& account_id);
+  void InvalidateToken(const std::string& token_id);
+  void InvalidateAll();
+
+  // Writes the pending last_used_at values (at most one per token per minute).
+  void FlushLastUsed();
+  size_t CachedTokens() const;
+
+ private:
+  struct TokenEntry {
+    std::string secret_hash;
+    std::string account_id;
+    int64_t expires_at = 0;
+    mutable std::atomic<int64_t> last_touch_queued{0};
+  };
+  void NoteUse(const std::string& token_id, const TokenEntry& entry);
+
+  store::TokenStore* tokens_;
+  PolicyManager* policies_;
+  const std::string pepper_;
+  const std::string prefix_;
+  const Clock& clock_;
+  Metrics* metrics_;
+
+  mutable std::shared_mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<const TokenEntry>> tokens_by_id_;  // guarded by mu_
+  std::unordered_map<std::string, std::shared_ptr<const AccountState>> accounts_;   // guarded by mu_
+  uint64_t generation_ = 0;  // guarded by mu_; bumped by every invalidation
+
+  std::mutex touch_mu_;
+  std::vector<std::pair<std::string, int64_t>> pending_touches_;  // guarded by touch_mu_
+};
+
+}  // namespace warden::server
