@@ -1,0 +1,104 @@
+// Helpers for the store tests: a temporary directory and a freshly opened store in it.
+#pragma once
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "common/clock.h"
+#include "store/sqlite_store.h"
+
+namespace warden::store::testing {
+
+// A directory under $TMPDIR (or /tmp), removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir() {
+    std::string base = std::filesystem::temp_directory_path() / "warden_store_XXXXXX";
+    char* made = mkdtemp(base.data());
+    REQUIRE(made != nullptr);
+    path_ = made;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// A store on a fresh file, with the default tenant created and a fake clock.
+struct StoreFixture {
+  TempDir dir;
+  FakeClock clock;
+  std::unique_ptr<SqliteStore> store;
+
+  StoreFixture() {
+    auto opened = SqliteStore::Open(dir.File("warden.db"), clock);
+    REQUIRE(opened.ok());
+    store = std::move(opened).value();
+    REQUIRE(store->EnsureDefaultTenant().ok());
+  }
+};
+
+inline std::string Hash32(char fill) { return std::string(32, fill); }
+
+inline ApiTokenRecord MakeToken(const std::string& id, const std::string& account_id,
+                                const std::string& name = "t") {
+  ApiTokenRecord t;
+  t.id = id;
+  t.tenant_id = kDefaultTenantId;
+  t.account_id = account_id;
+  t.name = name;
+  t.secret_hash = Hash32('h');
+  t.display_prefix = "wdn_" + id.substr(0, 4) + "…";
+  t.created_by_type = kActorUser;
+  t.created_by_id = "u1";
+  return t;
+}
+
+inline ServiceAccount MakeAccount(const std::string& name, const std::string& policy = "rules: []\n") {
+  ServiceAccount a;
+  a.tenant_id = kDefaultTenantId;
+  a.name = name;
+  a.description = "desc of " + name;
+  a.policy_yaml = policy;
+  a.created_by_type = kActorUser;
+  a.created_by_id = "u-admin";
+  return a;
+}
+
+inline DecisionRow MakeDecision(const std::string& principal_id, bool allowed,
+                                const std::string& model = "invoice",
+                                const std::string& action = "view") {
+  DecisionRow d;
+  d.tenant_id = kDefaultTenantId;
+  d.principal_type = "service_account";
+  d.principal_id = principal_id;
+  d.principal_name = "name-" + principal_id;
+  d.token_id = "tok0000001";
+  d.model = model;
+  d.action = action;
+  d.resource_id = "r1";
+  d.allowed = allowed;
+  d.reason = allowed ? "ALLOWED" : "DENIED_NO_RULE";
+  d.rule = allowed ? "rule-1" : "";
+  d.policy_revision = "rev1";
+  d.client_addr = "127.0.0.1";
+  d.method = "GET";
+  d.path = "/x";
+  d.request_id = "req";
+  d.latency_us = 42;
+  return d;
+}
+
+}  // namespace warden::store::testing
