@@ -1,0 +1,201 @@
+// The policy compiler's internals, shared by the tree compiler (compiler.cc), the
+// service-account documents (policy_doc.cc) and the policy-test runner (policy_tests.cc).
+//
+// A CompiledPolicy is a dense [model][action] table built once; Evaluate only looks up a
+// cell and runs that cell's conditional rules. All types here are immutable once built and
+// are shared between threads through std::shared_ptr<const ...>.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/condition.h"
+#include "engine/engine.h"
+#include "engine/yaml_reader.h"
+
+namespace warden::engine {
+
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using NameIndex = std::unordered_map<std::string, int, StringHash, std::equal_to<>>;
+
+class CatalogImpl final : public Catalog {
+ public:
+  std::optional<ModelId> FindModel(std::string_view name) const override;
+  std::optional<ActionId> FindAction(ModelId model, std::string_view name) const override;
+  const std::vector<ModelDecl>& models() const override { return models_; }
+  const std::vector<std::string>& analytics() const override { return analytics_; }
+
+  int num_models() const { return static_cast<int>(models_.size()); }
+  int num_actions() const { return static_cast<int>(action_names_.size()); }
+  bool Valid(ModelId m, ActionId a) const {
+    return m >= 0 && m < num_models() && a >= 0 && a < num_actions() &&
+           valid_[static_cast<size_t>(m) * action_names_.size() + a];
+  }
+  const std::string& ActionName(ActionId a) const { return action_names_[a]; }
+  std::optional<ActionId> FindActionAnyModel(std::string_view name) const;
+  const std::vector<std::pair<std::string, ValueType>>& Attributes(ModelId m) const { return attributes_[m]; }
+  uint64_t fingerprint() const { return fingerprint_; }
+
+  // Builds the indexes from models_/analytics_ (called once by the compiler).
+  void Finish();
+
+  std::vector<ModelDecl> models_;
+  std::vector<std::string> analytics_;
+
+ private:
+  NameIndex model_ids_;
+  NameIndex action_ids_;
+  std::vector<std::string> action_names_;
+  std::vector<uint8_t> valid_;
+  std::vector<std::vector<std::pair<std::string, ValueType>>> attributes_;
+  uint64_t fingerprint_ = 0;
+};
+
+struct RuleRef {
+  int rule = -1;  // index into CompiledPolicy::rule_ids
+  const Condition* condition = nullptr;
+};
+
+struct Cell {
+  int allow = -1;  // unconditional allow rule, or -1
+  int deny = -1;   // unconditional deny rule, or -1
+  std::vector<RuleRef> conditional_allow;
+  std::vector<RuleRef> conditional_deny;
+};
+
+class CompiledPolicy {
+ public:
+  std::string name;  // "role:csm", "sa:sync", "guardrail:x", "tenant"
+  uint64_t catalog_fingerprint = 0;
+  int num_models = 0;
+  int num_actions = 0;
+  std::vector<std::string> rule_ids;  // every rule of the policy, in source order
+  std::vector<Cell> cells;            // [model * num_actions + action]
+  std::vector<std::unique_ptr<const Condition>> conditions;
+  uint8_t applies_to = 0;  // guardrails: bit (1 << PrincipalType)
+
+  const Cell* CellFor(ModelId m, ActionId a) const {
+    if (m < 0 || m >= num_models || a < 0 || a >= num_actions) return nullptr;
+    return &cells[static_cast<size_t>(m) * num_actions + a];
+  }
+};
+
+// Source forms, with positions for errors.
+struct RuleSource {
+  Pos pos;
+  ScalarRef name;
+  ScalarRef effect;
+  std::vector<ScalarRef> models;
+  std::vector<ScalarRef> actions;
+  std::optional<ScalarRef> when;
+};
+struct PermissionSource {
+  ScalarRef model;
+  std::vector<ScalarRef> actions;
+};
+struct PolicySource {
+  std::string file;
+  Pos pos;
+  ScalarRef name;  // role or guardrail name; account for ServiceAccountPolicy
+  std::string description;
+  std::vector<PermissionSource> permissions;
+  std::vector<RuleSource> rules;
+  // ServiceAccountPolicy
+  CopiedFromKind copied_from_kind = CopiedFromKind::kScratch;
+  std::string copied_from_name;
+  std::string copied_from_revision;
+  // Guardrail
+  uint8_t applies_to = 0;
+};
+
+enum class SourceKind { kRole, kServiceAccount, kGuardrail };
+
+// Reads the top-level fields of a Role / ServiceAccountPolicy / Guardrail document (apiVersion
+// and kind already checked). Returns false when errors were reported.
+bool ParsePolicySource(YamlFile& yf, const YAML::Node& root, SourceKind kind, PolicySource* out);
+
+// Compiles a parsed source against `catalog`. `prefix` is "role:<name>", "sa:<account>" or
+// "guardrail:<name>". When `check_catalog` is false (the tree has no valid catalog) only
+// catalog-independent checks run. Returns null when errors were reported.
+std::shared_ptr<CompiledPolicy> BuildPolicy(const CatalogImpl& catalog, const PolicySource& source,
+                                            std::string prefix, SourceKind kind, bool check_catalog,
+                                            YamlFile& yf);
+
+// Checks apiVersion and kind of a loaded document; returns the kind or nullopt (error reported).
+std::optional<std::string> ReadKind(YamlFile& yf, const YAML::Node& root);
+
+PolicyDoc DocFromSource(const PolicySource& source);
+std::string_view CopiedFromKindName(CopiedFromKind kind);  // Scratch|Role|ServiceAccount
+
+// Values of test-case attributes: unquoted true/false are bools, unquoted numbers are
+// numbers, quoted scalars are strings, sequences are lists of strings.
+bool YamlToAttributes(YamlFile& yf, const YAML::Node& node, std::string_view what, Attributes* out);
+
+struct TestPrincipal {
+  std::string key;
+  Principal principal;
+  std::vector<ScalarRef> role_refs;
+  std::optional<ScalarRef> policy_file_ref;
+  std::string policy_file;  // resolved tree path, for service accounts
+};
+struct TestCase {
+  Pos pos;
+  std::string name;
+  std::string principal;
+  std::string model;
+  std::string action;
+  Attributes resource;
+  Attributes context;
+  bool expect_allow = false;
+  std::string rule;    // empty: not checked
+  std::string reason;  // empty: not checked
+};
+struct TestSuite {
+  std::string file;
+  std::string name;
+  std::vector<TestPrincipal> principals;
+  std::vector<TestCase> cases;
+};
+
+class SnapshotImpl final : public PolicySnapshot {
+ public:
+  const Catalog& catalog() const override { return *catalog_; }
+  const std::string& revision() const override { return revision_; }
+  const CompiledPolicy* FindRole(std::string_view name) const override;
+  std::vector<std::string> RoleNames() const override;
+  std::optional<nlohmann::json> RoleJson(std::string_view name) const override;
+  const CompiledPolicy& TenantPolicy() const override { return *tenant_; }
+  Decision Evaluate(const Principal& principal, std::span<const CompiledPolicy* const> policies,
+                    std::string_view model, std::string_view action, const Attributes& resource,
+                    const Attributes& context) const override;
+  Decision Evaluate(const Principal& principal, std::span<const CompiledPolicy* const> policies,
+                    ModelId model, ActionId action, const Attributes& resource,
+                    const Attributes& context) const override;
+  std::vector<std::pair<std::string, std::string>> Escalations(
+      PrincipalType caller_type, std::span<const CompiledPolicy* const> caller_policies,
+      const CompiledPolicy& proposed) const override;
+
+  const CatalogImpl& catalog_impl() const { return *catalog_; }
+  const PolicySource* RoleSource(std::string_view name) const;
+
+  std::shared_ptr<CatalogImpl> catalog_;
+  std::string revision_;
+  std::map<std::string, std::shared_ptr<const CompiledPolicy>, std::less<>> roles_;
+  std::map<std::string, PolicySource, std::less<>> role_sources_;
+  std::vector<std::shared_ptr<const CompiledPolicy>> guardrails_;
+  std::vector<const CompiledPolicy*> guardrails_by_type_[3];
+  std::shared_ptr<const CompiledPolicy> tenant_;
+  // Policy-test data: service-account fixtures by tree path, and the suites.
+  std::map<std::string, std::shared_ptr<const CompiledPolicy>, std::less<>> fixtures_;
+  std::vector<TestSuite> suites_;
+};
+
+}  // namespace warden::engine
