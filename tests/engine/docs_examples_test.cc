@@ -8,7 +8,8 @@
 //                          and tests/fixtures/; a Role or Guardrail replaces the default of
 //                          the same name; a PolicyTest is also run with `warden policy test`;
 //                          a ServiceAccountPolicy is also compiled with CompileAccountPolicy.
-// Blocks fenced ```yaml-invalid or ```text are skipped.
+// A ```yaml-invalid block must make `warden policy check` exit 3 and, when a ```text block
+// follows it, print exactly that text. Other fenced blocks are not checked.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -81,8 +82,9 @@ RunResult RunWarden(const std::vector<std::string>& args) {
   return result;
 }
 
-struct YamlBlock {
-  int line = 0;  // 1-based line of the opening fence in the markdown file
+struct FencedBlock {
+  int line = 0;      // 1-based line of the opening fence in the markdown file
+  std::string info;  // the fence's info string: "yaml", "yaml-invalid", "text", ...
   std::string text;
 };
 
@@ -93,34 +95,30 @@ std::string Trim(const std::string& s) {
   return s.substr(b, e - b + 1);
 }
 
-// Every block whose opening fence's info string is exactly "yaml". Other fenced blocks
-// (```text, ```yaml-invalid, ```sh, ...) are skipped, including any fences inside them.
-std::vector<YamlBlock> ExtractYamlBlocks(const std::string& markdown) {
-  std::vector<YamlBlock> blocks;
+// Every fenced block of a markdown text, in order.
+std::vector<FencedBlock> ExtractFencedBlocks(const std::string& markdown) {
+  std::vector<FencedBlock> blocks;
   std::istringstream in(markdown);
   std::string raw;
   int line_no = 0;
   bool in_fence = false;
-  bool collecting = false;
-  YamlBlock current;
+  FencedBlock current;
   while (std::getline(in, raw)) {
     ++line_no;
     std::string line = Trim(raw);
     if (!in_fence) {
       if (line.rfind("```", 0) == 0) {
         in_fence = true;
-        collecting = Trim(line.substr(3)) == "yaml";
-        current = YamlBlock{line_no, ""};
+        current = FencedBlock{line_no, Trim(line.substr(3)), ""};
       }
       continue;
     }
     if (line == "```") {
       in_fence = false;
-      if (collecting) blocks.push_back(current);
-      collecting = false;
+      blocks.push_back(current);
       continue;
     }
-    if (collecting) current.text += raw + "\n";
+    current.text += raw + "\n";
   }
   return blocks;
 }
@@ -240,7 +238,10 @@ void CheckBlock(const std::string& origin, const std::string& text) {
 
 TEST_CASE("docs/policies.md: every ```yaml example passes warden policy check", "[docs]") {
   const std::string markdown = ReadFile(kSourceDir / "docs" / "policies.md");
-  const std::vector<YamlBlock> blocks = ExtractYamlBlocks(markdown);
+  std::vector<FencedBlock> blocks;
+  for (const auto& block : ExtractFencedBlocks(markdown)) {
+    if (block.info == "yaml") blocks.push_back(block);
+  }
 
   // The reference shows every kind at least once; an extractor that finds nothing fails here.
   std::set<std::string> kinds;
@@ -255,32 +256,28 @@ TEST_CASE("docs/policies.md: every ```yaml example passes warden policy check", 
   }
 }
 
-TEST_CASE("docs/policies.md: invalid examples are rejected", "[docs]") {
-  // The ```yaml-invalid blocks illustrate errors; make sure they really are errors, so the
-  // document never shows a "mistake" the compiler accepts.
+TEST_CASE("docs/policies.md: invalid examples fail as the document says", "[docs]") {
+  // A ```yaml-invalid block is a Role that must not compile. When it is followed directly by
+  // a ```text block, that block is the exact output of `warden policy check` on a tree made
+  // of the default catalog, roles and guardrails plus the block as roles/<name>.yaml.
   const std::string markdown = ReadFile(kSourceDir / "docs" / "policies.md");
-  std::string relabelled;
-  std::istringstream in(markdown);
-  std::string line;
-  while (std::getline(in, line)) {
-    relabelled += (Trim(line) == "```yaml-invalid" ? std::string("```yaml") : line) + "\n";
-  }
-  std::vector<YamlBlock> all = ExtractYamlBlocks(relabelled);
-  std::vector<YamlBlock> valid = ExtractYamlBlocks(markdown);
-  std::set<int> valid_lines;
-  for (const auto& b : valid) valid_lines.insert(b.line);
-
+  const std::vector<FencedBlock> blocks = ExtractFencedBlocks(markdown);
   int invalid_count = 0;
-  for (const auto& block : all) {
-    if (valid_lines.count(block.line)) continue;
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    if (blocks[i].info != "yaml-invalid") continue;
     ++invalid_count;
-    INFO("docs/policies.md:" << block.line << "\n" << block.text);
+    const std::string& text = blocks[i].text;
+    INFO("docs/policies.md:" << blocks[i].line << "\n" << text);
     TempDir dir;
     CopyDefaultTree(dir.path());
-    WriteFile(dir.path() / "roles" / "docs-invalid-example.yaml", block.text);
+    const std::string name = FileStem(TopLevelField(text, "name"), "docs-invalid-example");
+    WriteFile(dir.path() / "roles" / (name + ".yaml"), text);
     RunResult check = RunWarden({"policy", "check", dir.path().string()});
     INFO("warden policy check:\n" << check.output);
     CHECK(check.exit_code == 3);
+    if (i + 1 < blocks.size() && blocks[i + 1].info == "text") {
+      CHECK(check.output == blocks[i + 1].text);
+    }
   }
   CHECK(invalid_count > 0);
 }
