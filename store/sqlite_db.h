@@ -49,6 +49,8 @@ class Stmt {
   StatusOr<bool> Step(std::string_view context);
   // Steps until done (for INSERT/UPDATE/DELETE).
   Status Run(std::string_view context);
+  // Ready to bind and run again (for loops over one statement).
+  void Reset();
 
   // 0-based column index, as in SQLite.
   int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }

@@ -324,11 +324,11 @@ SqliteStore::~SqliteStore() = default;
 
 namespace {
 
-Status Configure(Connection& c, const SqliteStore::Options& o, const char* synchronous) {
+Status Configure(Connection& c, int cache_kib, const char* synchronous) {
   // PRAGMA values cannot be bound; these are integers and keywords of the code, not input.
   std::string pragmas = "PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0; "
                         "PRAGMA journal_size_limit = 67108864; PRAGMA cache_size = -" +
-                        std::to_string(std::max(256, o.cache_kib)) + "; PRAGMA synchronous = " +
+                        std::to_string(std::max(256, cache_kib)) + "; PRAGMA synchronous = " +
                         synchronous + ";";
   return c.Exec(pragmas.c_str(), "configuring the connection");
 }
@@ -382,21 +382,21 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path
       return UnavailableError("cannot put the database " + path + " in WAL mode");
     }
   }
-  RETURN_IF_ERROR(Configure(*store->admin_, options, "FULL"));
+  RETURN_IF_ERROR(Configure(*store->admin_, options.cache_kib, "FULL"));
   RETURN_IF_ERROR(Migrate(*store->admin_, clock));
 
   ASSIGN_OR_RETURN(store->log_, Connection::Open(path, options.busy_timeout_ms));
-  RETURN_IF_ERROR(Configure(*store->log_, options, "NORMAL"));
+  RETURN_IF_ERROR(Configure(*store->log_, options.log_cache_kib, "NORMAL"));
 
   ASSIGN_OR_RETURN(store->checkpointer_, Connection::Open(path, options.busy_timeout_ms));
-  RETURN_IF_ERROR(Configure(*store->checkpointer_, options, "FULL"));
+  RETURN_IF_ERROR(Configure(*store->checkpointer_, 256, "FULL"));
   // A TRUNCATE checkpoint holds off this process's writers: wait briefly for readers only.
   sqlite3_busy_timeout(store->checkpointer_->raw(), 100);
 
   const int readers = std::max(1, options.read_connections);
   for (int i = 0; i < readers; ++i) {
     ASSIGN_OR_RETURN(auto c, Connection::Open(path, options.busy_timeout_ms));
-    RETURN_IF_ERROR(Configure(*c, options, "NORMAL"));
+    RETURN_IF_ERROR(Configure(*c, options.cache_kib, "NORMAL"));
     RETURN_IF_ERROR(c->Exec("PRAGMA query_only = ON", "configuring a reader"));
     store->readers_.push_back(std::move(c));
   }
@@ -979,9 +979,10 @@ Status SqliteStore::TouchTokensLastUsed(
   Connection& c = *log_;
   Transaction tx(&c);
   RETURN_IF_ERROR(tx.status());
+  ASSIGN_OR_RETURN(Stmt s, c.Prepare("UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1 "
+                                     "AND last_used_at < ?2"));
   for (const auto& [id, millis] : uses) {
-    ASSIGN_OR_RETURN(Stmt s, c.Prepare("UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1 "
-                                       "AND last_used_at < ?2"));
+    s.Reset();
     s.Bind(1, id).Bind(2, millis);
     RETURN_IF_ERROR(s.Run("updating token last use"));
   }
@@ -1043,14 +1044,15 @@ Status SqliteStore::AppendDecisions(std::vector<DecisionRow>* rows) {
   const int64_t now = clock_.NowMillis();
   std::vector<int64_t> seqs;
   seqs.reserve(rows->size());
+  ASSIGN_OR_RETURN(Stmt s, c.Prepare(
+                               "INSERT INTO decision_log (id, time, tenant_id, principal_type, "
+                               "principal_id, principal_name, token_id, model, action, "
+                               "resource_id, allowed, reason, rule, eval_error, "
+                               "policy_revision, client_addr, method, path, request_id, "
+                               "latency_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                               "?, ?, ?, ?, ?, ?)"));
   for (DecisionRow& d : *rows) {
-    ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-                                 "INSERT INTO decision_log (id, time, tenant_id, principal_type, "
-                                 "principal_id, principal_name, token_id, model, action, "
-                                 "resource_id, allowed, reason, rule, eval_error, "
-                                 "policy_revision, client_addr, method, path, request_id, "
-                                 "latency_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                                 "?, ?, ?, ?, ?, ?)"));
+    s.Reset();
     s.Bind(1, d.id.empty() ? NewUlid(clock_) : d.id).Bind(2, d.time == 0 ? now : d.time);
     s.Bind(3, d.tenant_id).Bind(4, d.principal_type).Bind(5, d.principal_id);
     s.Bind(6, d.principal_name).Bind(7, d.token_id).Bind(8, d.model).Bind(9, d.action);

@@ -49,7 +49,7 @@ TEST_CASE("CreateAccount stores the account and its policy as version 1", "[stor
   CHECK((*versions)[0].policy_yaml == "rules: [a]\n");
   CHECK((*versions)[0].actor_id == "u-admin");
 
-  auto log = f.store->List(AuditQuery{kDefaultTenantId});
+  auto log = f.store->List(testing::AuditFor());
   REQUIRE(log.ok());
   REQUIRE(log->items.size() == 1);
   const AuditEntry& e = log->items[0];
@@ -71,7 +71,7 @@ TEST_CASE("Account names are unique per tenant among live accounts", "[store][ac
   CHECK(dup.status().code() == StatusCode::kAlreadyExists);
   CHECK(dup.status().field() == "name");
   // The failed create wrote neither the account nor its audit row.
-  CHECK(f.store->List(AuditQuery{kDefaultTenantId})->items.size() == 1);
+  CHECK(f.store->List(testing::AuditFor())->items.size() == 1);
   CHECK(f.store->ListAccounts(kDefaultTenantId, {})->items.size() == 1);
 
   struct BadCase {
@@ -139,7 +139,7 @@ TEST_CASE("UpdateAccount changes name, description and enabled", "[store][accoun
   CHECK(f.store->UpdateAccount(kDefaultTenantId, a->id, empty_name).status().code() ==
         StatusCode::kInvalidArgument);
   // Only the successful update with an audit entry wrote one.
-  auto log = f.store->List(AuditQuery{kDefaultTenantId});
+  auto log = f.store->List(testing::AuditFor());
   REQUIRE(log->items.size() == 1);
   CHECK(log->items[0].target_name == "one");
 }
@@ -184,7 +184,7 @@ TEST_CASE("SoftDeleteAccount frees the name, drops tokens, keeps logs", "[store]
   CHECK(history->items.size() == 2);
   CHECK(history->items[0].principal_name == "name-" + a->id);
   CHECK(f.store->ListPolicyVersions(kDefaultTenantId, a->id)->size() == 2);
-  AuditQuery aq{kDefaultTenantId, a->id};
+  AuditQuery aq = testing::AuditFor(a->id);
   auto audits = f.store->List(aq);
   REQUIRE(audits->items.size() == 1);
   CHECK(audits->items[0].target_name == "pipeline");
@@ -222,7 +222,7 @@ TEST_CASE("SetPolicy versions the policy, with optimistic concurrency", "[store]
   auto stale = f.store->SetPolicy(kDefaultTenantId, a->id, "p-stale", kActorUser, "u", 1, &audit);
   CHECK(stale.status().code() == StatusCode::kFailedPrecondition);
   CHECK(f.store->GetAccount(kDefaultTenantId, a->id)->policy_yaml == "p2");
-  CHECK(f.store->List(AuditQuery{kDefaultTenantId})->items.size() == 1);
+  CHECK(f.store->List(testing::AuditFor())->items.size() == 1);
 
   auto v3 = f.store->SetPolicy(kDefaultTenantId, a->id, "p3", kActorUser, "u");
   REQUIRE(v3.ok());
@@ -346,7 +346,7 @@ TEST_CASE("Tokens: create, list, lookup, delete one, touch", "[store][token]") {
     auto list = f.store->ListTokens(kDefaultTenantId, a->id);
     REQUIRE(list->size() == 1);
     CHECK((*list)[0].id == "AbCdEfGhI2");
-    auto log = f.store->List(AuditQuery{kDefaultTenantId, "AbCdEfGhI1"});
+    auto log = f.store->List(testing::AuditFor("AbCdEfGhI1"));
     REQUIRE(log->items.size() == 2);
     CHECK(log->items[0].action == "token.deleted");
     CHECK(log->items[0].target_name == "first");

@@ -308,7 +308,7 @@ TEST_CASE("The store is safe to use from many threads at once", "[store][concurr
             q.tenant_id = kDefaultTenantId;
             q.limit = 10;
             fail(f.store->Query(q).status());
-            fail(f.store->List(AuditQuery{kDefaultTenantId}).status());
+            fail(f.store->List(testing::AuditFor()).status());
             if (i % 10 == 0) fail(f.store->Checkpoint());
             if (i % 10 == 5) fail(f.store->Ping());
             break;

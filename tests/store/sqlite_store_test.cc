@@ -206,7 +206,7 @@ TEST_CASE("Tenants: default tenant, token rotation and lookup", "[store][tenant]
   CHECK(f.store->GetTenant("nope").status().code() == StatusCode::kNotFound);
   CHECK(f.store->RotateTenantToken("nope").status().code() == StatusCode::kNotFound);
 
-  auto log = f.store->List(AuditQuery{kDefaultTenantId});
+  auto log = f.store->List(testing::AuditFor());
   REQUIRE(log.ok());
   REQUIRE(log->items.size() == 1);
   CHECK(log->items[0].action == "tenant.token_rotated");
@@ -314,7 +314,7 @@ TEST_CASE("Users: create, get, find, update, delete and their errors", "[store][
     CHECK(f.store->FindSessionByHash("abcd").status().code() == StatusCode::kNotFound);
     CHECK(f.store->DeleteUser(kDefaultTenantId, created->id, &audit).code() ==
           StatusCode::kNotFound);
-    auto log = f.store->List(AuditQuery{kDefaultTenantId});
+    auto log = f.store->List(testing::AuditFor());
     REQUIRE(log->items.size() == 1);  // the failed second delete wrote nothing
     CHECK(log->items[0].target_id == created->id);
     CHECK(log->items[0].target_name == "Ann@Example.com");

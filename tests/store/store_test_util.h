@@ -50,6 +50,15 @@ struct StoreFixture {
   }
 };
 
+// The default tenant's audit rows, optionally for one target, up to the largest page.
+inline AuditQuery AuditFor(const std::string& target_id = "") {
+  AuditQuery q;
+  q.tenant_id = kDefaultTenantId;
+  q.target_id = target_id;
+  q.limit = kMaxPageLimit;
+  return q;
+}
+
 inline std::string Hash32(char fill) { return std::string(32, fill); }
 
 inline ApiTokenRecord MakeToken(const std::string& id, const std::string& account_id,
