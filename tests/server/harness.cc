@@ -1,0 +1,158 @@
+#include "tests/server/harness.h"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstring>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace warden::testing {
+
+TempDir::TempDir() {
+  char tmpl[] = "/tmp/warden-test-XXXXXX";
+  char* p = mkdtemp(tmpl);
+  REQUIRE(p != nullptr);
+  path_ = p;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string Reply::Header(const std::string& name) const {
+  auto it = headers.find(name);
+  return it == headers.end() ? "" : it->second;
+}
+
+TestServer::TestServer(Options options) : options_(std::move(options)) {
+  REQUIRE(!options_.data_dir.empty());
+  log_path_ = options_.data_dir + ".log";
+  int out_pipe[2];
+  REQUIRE(pipe(out_pipe) == 0);
+  pid_ = fork();
+  REQUIRE(pid_ >= 0);
+  if (pid_ == 0) {
+    dup2(out_pipe[1], 1);
+    int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    dup2(log, 2);
+    close(out_pipe[0]);
+    close(out_pipe[1]);
+    setenv("WARDEN_ADMIN_PASSWORD", options_.admin_password.c_str(), 1);
+    setenv("WARDEN_WATCH_POLICIES", "true", 0);
+    for (const auto& [k, v] : options_.env) setenv(k.c_str(), v.c_str(), 1);
+    std::vector<std::string> args = {WARDEN_BINARY, "serve", "--listen", "127.0.0.1:0",
+                                     "--data", options_.data_dir, "--policies", options_.policies_dir};
+    args.insert(args.end(), options_.args.begin(), options_.args.end());
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  close(out_pipe[1]);
+  // Read stdout until the "warden serving http://127.0.0.1:PORT" line (or EOF on failure).
+  FILE* out = fdopen(out_pipe[0], "r");
+  char line[1024];
+  while (fgets(line, sizeof line, out)) {
+    startup_ += line;
+    if (std::strstr(line, "warden serving http")) {
+      std::string s(line);
+      auto host = s.find("127.0.0.1:");
+      REQUIRE(host != std::string::npos);
+      port_ = std::atoi(s.c_str() + host + 10);
+      break;
+    }
+  }
+  // Keep draining stdout in the background so the child never blocks on a full pipe.
+  std::thread([out] {
+    char buf[1024];
+    while (fgets(buf, sizeof buf, out)) {
+    }
+    fclose(out);
+  }).detach();
+  if (port_ == 0) {
+    INFO("server failed to start; stdout: " << startup_ << " log: " << Log());
+    Stop(SIGKILL);
+    FAIL("warden serve did not start");
+  }
+}
+
+TestServer::~TestServer() {
+  if (pid_ > 0) Stop(SIGTERM);
+  std::remove(log_path_.c_str());
+}
+
+int TestServer::Stop(int sig) {
+  if (pid_ <= 0) return 0;
+  kill(pid_, sig);
+  int status = 0;
+  for (int i = 0; i < 300; ++i) {  // up to 30 s (sanitizer builds stop slowly)
+    pid_t r = waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      pid_ = -1;
+      return status;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  kill(pid_, SIGKILL);
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return status;
+}
+
+std::string TestServer::Log() const {
+  std::ifstream in(log_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Reply TestServer::Call(const std::string& method, const std::string& path, const std::string& body,
+                       const std::string& bearer, const httplib::Headers& headers,
+                       const std::string& content_type) const {
+  httplib::Client client("127.0.0.1", port_);
+  client.set_read_timeout(60, 0);
+  httplib::Headers h = headers;
+  if (!bearer.empty()) h.emplace("Authorization", "Bearer " + bearer);
+  httplib::Result r(nullptr, httplib::Error::Unknown);
+  if (method == "GET") r = client.Get(path.c_str(), h);
+  else if (method == "POST") r = client.Post(path.c_str(), h, body, content_type.c_str());
+  else if (method == "PUT") r = client.Put(path.c_str(), h, body, content_type.c_str());
+  else if (method == "PATCH") r = client.Patch(path.c_str(), h, body, content_type.c_str());
+  else if (method == "DELETE") r = client.Delete(path.c_str(), h);
+  Reply reply;
+  if (!r) return reply;
+  reply.status = r->status;
+  reply.body = r->body;
+  reply.headers = r->headers;
+  reply.json = nlohmann::json::parse(r->body, nullptr, false);
+  if (reply.json.is_discarded()) reply.json = nullptr;
+  return reply;
+}
+
+std::string TestServer::Login(const std::string& email, const std::string& password) const {
+  Reply r = Post("/v1/auth/login", {{"email", email}, {"password", password.empty() ? options_.admin_password : password}});
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  return r.json["token"].get<std::string>();
+}
+
+int RunCommand(const std::string& command, std::string* out) {
+  FILE* p = popen(command.c_str(), "r");
+  if (!p) return -1;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out->append(buf, n);
+  int status = pclose(p);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace warden::testing
