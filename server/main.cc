@@ -149,6 +149,11 @@ int main(int argc, char** argv) {
     }
     exit_code = Serve(config, config_file);
   });
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help is a "parse error" with exit code 0; every usage error exits 2.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   return exit_code;
 }
