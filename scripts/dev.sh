@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The README's set-up commands. On a fresh Debian 12 machine (as root) they install the Debian
+# packages they need, configure with CMake + Ninja and build.
+#   bash scripts/dev.sh run    build, then start warden on its embedded defaults
+#                              (SQLite under ./data, policies from ./policies, 127.0.0.1:8080)
+#   bash scripts/dev.sh test   build and run every test with ctest, in a normal build and in an
+#                              AddressSanitizer + UndefinedBehaviorSanitizer build; fails if either fails
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(g++ cmake ninja-build pkg-config git curl openssl sqlite3 libsqlite3-dev libssl-dev
+  libyaml-cpp-dev libre2-dev libcpp-httplib-dev nlohmann-json3-dev libcli11-dev catch2
+  libbenchmark-dev wrk python3)
+JOBS=${JOBS:-$(nproc)}
+
+deps() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    echo "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}"
+  fi
+}
+
+build() {  # dir, extra cmake args...
+  local dir=$1; shift
+  [ -f "$dir/build.ninja" ] || cmake -S . -B "$dir" -G Ninja "$@"
+  cmake --build "$dir" -j "$JOBS"
+}
+
+case "${1:-}" in
+  run)
+    deps
+    build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    shift
+    exec ./build/warden serve "$@"
+    ;;
+  test)
+    deps
+    build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    (cd build && ctest --output-on-failure -j 2)
+    build build-san -DCMAKE_BUILD_TYPE=Debug -DWARDEN_SANITIZE=ON -DWARDEN_BENCH=OFF
+    (cd build-san && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+      UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 2)
+    ;;
+  build)
+    deps
+    build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    ;;
+  *)
+    echo "usage: bash scripts/dev.sh run|test|build" >&2
+    exit 2
+    ;;
+esac
