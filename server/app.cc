@@ -70,10 +70,14 @@ Status App::Init(std::string* admin_password_out) {
   Status loaded = policies_.Reload();
   if (!loaded.ok()) return loaded;
   // Account policies were compiled against the old snapshot: drop them on every swap.
-  policies_.OnSwap([this] { verifier_.InvalidateAll(); });
+  policies_.OnSwap([this] {
+    verifier_.InvalidateAll();
+    RecheckAccountPolicies();
+  });
   ASSIGN_OR_RETURN(store::Tenant tenant, store_->EnsureDefaultTenant());
   tenant_id_ = tenant.id;
   tenant_token_.store(std::make_shared<const std::string>(tenant.tenant_token));
+  RecheckAccountPolicies();
   ASSIGN_OR_RETURN(int64_t users, store_->CountUsers(tenant_id_));
   if (users == 0) {
     std::string password = config_.admin_password;
@@ -200,6 +204,34 @@ void App::MaintenanceLoop() {
     }
     lock.lock();
   }
+}
+
+void App::RecheckAccountPolicies() {
+  auto snapshot = policies_.Current();
+  nlohmann::json broken = nlohmann::json::array();
+  store::ListOptions page{store::kMaxPageLimit, ""};
+  for (;;) {
+    auto accounts = store_->ListAccounts(tenant_id_, page);
+    if (!accounts.ok()) break;
+    for (const auto& account : accounts->items) {
+      engine::PolicyResult r = engine::CompileAccountPolicy(*snapshot, account.policy_yaml, "permissions.yaml", account.name);
+      if (r.policy) continue;
+      nlohmann::json errors = nlohmann::json::array();
+      for (const auto& e : r.errors) errors.push_back(e.ToJson());
+      broken.push_back({{"id", account.id}, {"name", account.name}, {"errors", errors}});
+    }
+    if (accounts->next_cursor.empty()) break;
+    page.cursor = accounts->next_cursor;
+  }
+  std::lock_guard<std::mutex> lock(broken_mu_);
+  broken_accounts_ = std::move(broken);
+}
+
+nlohmann::json App::PolicyStatusJson() const {
+  nlohmann::json status = policies_.StatusJson();
+  std::lock_guard<std::mutex> lock(broken_mu_);
+  status["accounts_with_errors"] = broken_accounts_;
+  return status;
 }
 
 void App::Admin(const std::string& method, const std::string& pattern, AdminHandler handler) {

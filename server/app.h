@@ -107,6 +107,10 @@ class App {
   void HandleCheck(const httplib::Request& req, httplib::Response& res);
 
   void MaintenanceLoop();
+  // After a policy swap: compiles every account's policy against the new catalog and keeps
+  // the ones that no longer compile for GET /v1/policies/status (they deny until fixed).
+  void RecheckAccountPolicies();
+  nlohmann::json PolicyStatusJson() const;
 
   Config config_;
   store::Store* store_;
@@ -121,6 +125,9 @@ class App {
   std::unique_ptr<httplib::Server> http_;
   std::string tenant_id_ = store::kDefaultTenantId;
   std::atomic<std::shared_ptr<const std::string>> tenant_token_;
+
+  mutable std::mutex broken_mu_;
+  nlohmann::json broken_accounts_ = nlohmann::json::array();  // guarded by broken_mu_
 
   std::mutex maint_mu_;
   std::condition_variable maint_cv_;

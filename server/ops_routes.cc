@@ -27,7 +27,7 @@ void App::RegisterOpsRoutes() {
   Admin("POST", "/v1/policies/reload", [this](const httplib::Request&, httplib::Response& res, Caller& caller) -> Status {
     RETURN_IF_ERROR(Authorize(caller, "user", "update"));
     Status st = policies_.Reload();
-    nlohmann::json status = policies_.StatusJson();
+    nlohmann::json status = PolicyStatusJson();
     if (!st.ok()) {
       WriteJson(res, 400, {{"error", {{"code", "invalid_argument"},
                                       {"message", "the policy tree has errors; the previous snapshot keeps serving"},
@@ -41,7 +41,7 @@ void App::RegisterOpsRoutes() {
 
   Admin("GET", "/v1/policies/status", [this](const httplib::Request&, httplib::Response& res, Caller& caller) -> Status {
     RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "view"));
-    WriteJson(res, 200, policies_.StatusJson());
+    WriteJson(res, 200, PolicyStatusJson());
     return Status();
   });
 }
