@@ -73,16 +73,20 @@ TOKEN=$(head -1 "$WORK/tokens.txt")
 
 echo "# warden $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- server store engine common || echo -dirty) | $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2) | $(nproc) CPUs | load $(cut -d' ' -f1-3 /proc/loadavg) | $(date -u +%FT%TZ)"
 
-run_wrk() {  # label mode lua url -> appends "label mode scen rep RESULT..." lines
-  local label=$1 mode=$2 lua=$3 url=$4 args out res
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }  # utime+stime of all threads, 1/100 s
+run_wrk() {  # label mode lua url -> appends "label mode scen rep RESULT... conns= cpu_us_per_req=" lines
+  local label=$1 mode=$2 lua=$3 url=$4 args out res t0 t1 n
   wrk $WARMUP -s "$lua" "$url" > "$WORK/warmup.txt"
   echo "$label $mode warmup 0 $(grep '^RESULT' "$WORK/warmup.txt" | cut -d' ' -f2-) conns=$(conns "$WARMUP")" >> "$RAW"
   for rep in $(seq 1 "$REPS"); do
     for scen in load single; do
       if [[ $scen == load ]]; then args=$LOAD; else args=$SINGLE; fi
+      t0=$(cpu_ticks)
       out=$(wrk $args --latency -s "$lua" "$url")
+      t1=$(cpu_ticks)
       res=$(grep '^RESULT' <<<"$out")
-      echo "$label $mode $scen $rep ${res#RESULT } conns=$(conns "$args")" | tee -a "$RAW"
+      n=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$res")
+      echo "$label $mode $scen $rep ${res#RESULT } conns=$(conns "$args") cpu_us_per_req=$(( (t1 - t0) * 10000 / (n > 0 ? n : 1) ))" | tee -a "$RAW"
     done
   done
 }
@@ -148,7 +152,7 @@ def tot(rs, k): return sum(int(r.get(k, 0)) for r in rs)
 servers = sorted({(s, m) for (s, m, _) in runs}, key=lambda x: (x[0] != 'warden', x[1]))
 name = lambda s, m: f"warden, access log {m}" if s == 'warden' else f"cerbos 0.55, audit {m}"
 med = {}
-print(f"\n{'server':<24} {'wrk':<12} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'requests':>9} {'non200':>6} {'wrong':>5} {'sockerr':>7} {'VmHWM MiB':>9}")
+print(f"\n{'server':<24} {'wrk':<12} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'requests':>9} {'non200':>6} {'wrong':>5} {'sockerr':>7} {'CPU us/req':>10} {'VmHWM MiB':>9}")
 for s, m in servers:
     for scen in ('load', 'single'):
         rs = runs.get((s, m, scen), [])
@@ -157,10 +161,11 @@ for s, m in servers:
         med[(s, m, scen)] = {k: g(k) for k in ('rps', 'p50_us', 'p90_us', 'p99_us', 'max_us')}
         label = os.environ['LOAD' if scen == 'load' else 'SINGLE'].replace('-', '').replace(' ', ' ')
         print(f"{name(s, m):<24} {label:<12} {g('rps'):>9.0f} {g('p50_us')/1000:>8.3f} {g('p90_us')/1000:>8.3f} {g('p99_us')/1000:>8.3f} {g('max_us')/1000:>8.2f} "
-              f"{tot(rs,'requests'):>9} {tot(rs,'non200'):>6} {tot(rs,'wrong_decision'):>5} {tot(rs,'sock_err'):>7} {hwm.get((s, m), 0)/1024:>9.1f}")
+              f"{tot(rs,'requests'):>9} {tot(rs,'non200'):>6} {tot(rs,'wrong_decision'):>5} {tot(rs,'sock_err'):>7} {st.median(int(r['cpu_us_per_req']) for r in rs):>10.0f} {hwm.get((s, m), 0)/1024:>9.1f}")
     allr = [r for (s2, m2, _), rs in runs.items() if (s2, m2) == (s, m) for r in rs]
     fail += tot(allr, 'non200') + tot(allr, 'wrong_decision') + tot(allr, 'sock_err')
-print("(medians over runs; requests/non200/wrong/sockerr are totals; warm-up and curl runs are not in the table but are checked)")
+print("(medians over runs; requests/non200/wrong/sockerr are totals; warm-up and curl runs are not in the table but are checked;")
+print(" CPU us/req = the server process's user+sys CPU time during the run / requests, a figure less disturbed by other load)")
 
 print("\nDecision log (warden): rows vs answered checks, 2 checks per 200 answer")
 for (s, m), n in rows.items():
