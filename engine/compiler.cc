@@ -1045,7 +1045,8 @@ TreeResult CompileSources(const std::vector<SourceFile>& input, std::string revi
       if (kind == SourceKind::kServiceAccount) sa_files[yf.file()] = &lf;
     } else if (lf.kind == "PolicyTest") {
       TestSuite suite;
-      if (ParseTestSuite(yf, lf.root, &suite)) suites.push_back(std::move(suite));
+      ParseTestSuite(yf, lf.root, &suite);  // errors reported; principals still resolved below
+      suites.push_back(std::move(suite));
     }
   }
 
