@@ -110,6 +110,8 @@ for mode in $ACCESS_LOG_MODES; do
   [[ $code == 200 ]] && echo "warden curl curl 0 requests=1 ok=1 non200=0 wrong_decision=0 sock_err=0 conns=1" >> "$RAW"
   run_wrk warden "$mode" "$ROOT/bench/check.lua" "$URL"
   echo "warden $mode hwm $(awk '/VmHWM/{print $2}' /proc/$PID/status)" >> "$RAW"
+  curl -s "$URL/metrics" | awk '/^warden_decision_log_batches_total/{b=$2} /^warden_decision_log_rows_total/{r=$2}
+    END{printf "## warden access_log='"$mode"' decision-log commits: %d transactions, %.1f rows each on average\n", b, (b ? r/b : 0)}'
   stop_pid
   rows=$(sqlite3 "$DATA/warden.db" 'SELECT count(*) FROM decision_log')
   echo "warden $mode rows $rows" >> "$RAW"
