@@ -47,14 +47,26 @@ Status UnsupportedMediaType(std::string message) {
   return InvalidArgumentError(std::move(message), "Content-Type");
 }
 
+namespace {
+// Media types are case-insensitive (RFC 9110 8.3.1): "Application/JSON" is JSON.
+bool HasMediaType(std::string_view ct, std::string_view type) {
+  if (ct.size() < type.size()) return false;
+  for (size_t i = 0; i < type.size(); ++i) {
+    char c = ct[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != type[i]) return false;
+  }
+  return true;
+}
+}  // namespace
+
 bool IsJsonContentType(const httplib::Request& req) {
-  std::string ct = req.get_header_value("Content-Type");
-  return ct.rfind("application/json", 0) == 0;
+  return HasMediaType(req.get_header_value("Content-Type"), "application/json");
 }
 
 bool IsYamlContentType(const std::string& ct) {
-  return ct.rfind("application/yaml", 0) == 0 || ct.rfind("application/x-yaml", 0) == 0 ||
-         ct.rfind("text/yaml", 0) == 0;
+  return HasMediaType(ct, "application/yaml") || HasMediaType(ct, "application/x-yaml") ||
+         HasMediaType(ct, "text/yaml");
 }
 
 StatusOr<nlohmann::json> ParseJsonObject(const httplib::Request& req) {

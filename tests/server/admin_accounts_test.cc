@@ -274,6 +274,31 @@ TEST_CASE("a disabled account's tokens are refused until it is enabled again", "
   CHECK(server.Get("/v1/service-accounts", token).status == 200);
 }
 
+TEST_CASE("a renamed account keeps its id and tokens; its rule ids follow the new name", "[admin]") {
+  SharedServer& s = Shared();
+  const TestServer& server = *s.server;
+  const std::string& admin = s.admin.token;
+  const std::string name = Unique("before");
+  const std::string id = CreateAccount(server, admin, name, {{"kind", "role"}, {"name", "viewer"}})["id"];
+  const std::string token = CreateToken(server, admin, name, "t")["token"];
+  CHECK(Check(server, token, "company", "view").json["rule"] == "sa:" + name + "#perm:company");
+
+  const std::string renamed = Unique("after");
+  Reply r = server.Patch("/v1/service-accounts/" + name, {{"name", renamed}, {"description", "renamed"}}, admin);
+  REQUIRE(r.status == 200);
+  CHECK(r.json["id"] == id);
+  CHECK(r.json["name"] == renamed);
+  CHECK(r.json["description"] == "renamed");
+  CHECK_ERROR(server.Get("/v1/service-accounts/" + name, admin), 404, "not_found");
+  CHECK(server.Get("/v1/service-accounts/" + renamed, admin).json["id"] == id);
+  Reply check = Check(server, token, "company", "view");
+  CHECK(check.json["allowed"] == true);
+  CHECK(check.json["principal"]["name"] == renamed);
+  CHECK(check.json["rule"] == "sa:" + renamed + "#perm:company");
+  // The old name is free again.
+  CHECK(CreateAccount(server, admin, name)["id"] != id);
+}
+
 TEST_CASE("deleting an account removes it and its tokens, keeps its history, frees its name", "[admin]") {
   SharedServer& s = Shared();
   const TestServer& server = *s.server;

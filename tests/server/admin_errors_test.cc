@@ -152,6 +152,26 @@ TEST_CASE("bad input to the admin API is a 4xx with the error shape and changes 
   CHECK_ERROR(server.Get(sa + "/" + fresh, admin), 404, "not_found");
 }
 
+TEST_CASE("media types are matched case-insensitively, with parameters", "[admin]") {
+  SharedServer& s = Shared();
+  const TestServer& server = *s.server;
+  const std::string& admin = s.admin.token;
+  const std::string name = Unique("media");
+  Reply created = server.Call("POST", "/v1/service-accounts", nlohmann::json{{"name", name}}.dump(), admin, {},
+                              "Application/JSON; charset=utf-8");
+  CHECK(created.status == 201);
+  Reply put = server.Call("PUT", "/v1/service-accounts/" + name + "/permissions",
+                          "apiVersion: warden/v1\nkind: ServiceAccountPolicy\npermissions:\n  company: [view]\n", admin, {},
+                          "Application/YAML");
+  CHECK(put.status == 200);
+  Reply yaml = server.Call("GET", "/v1/service-accounts/" + name + "/permissions", "", admin, {{"Accept", "TEXT/YAML"}});
+  CHECK(yaml.body.find("company: [view]") != std::string::npos);
+  Reply check = server.Call("POST", "/v1/check", R"({"token": "wdn_x", "model": "company", "action": "view"})", "", {},
+                            "APPLICATION/JSON");
+  CHECK(check.status == 200);
+  CHECK(check.json["reason"] == "TOKEN_INVALID");
+}
+
 TEST_CASE("bodies over the payload limit are refused with 413 and change nothing", "[admin]") {
   TempDir dir;
   TestServer server({.data_dir = dir.path(), .env = {{"WARDEN_PAYLOAD_LIMIT", "2048"}}});
