@@ -273,7 +273,7 @@ std::optional<std::string> ReadKind(YamlFile& yf, const YAML::Node& root) {
                        "' (expected Catalog, Role, ServiceAccountPolicy, Guardrail or PolicyTest)");
     return std::nullopt;
   }
-  if (!ok) return std::nullopt;
+  (void)ok;  // a wrong apiVersion is reported; the document is still checked for other errors
   return k;
 }
 
@@ -1014,7 +1014,9 @@ TreeResult CompileSources(const std::vector<SourceFile>& input, std::string revi
                         : lf.kind == "Guardrail" ? SourceKind::kGuardrail
                                                  : SourceKind::kServiceAccount;
       PolicySource src;
-      if (!ParsePolicySource(yf, lf.root, kind, &src)) continue;
+      // On parse errors, still compile what did parse: a load reports all errors at once.
+      const bool parsed = ParsePolicySource(yf, lf.root, kind, &src);
+      if (!parsed && src.name.value.empty() && kind != SourceKind::kServiceAccount) continue;
       std::string name = src.name.value;
       if (kind == SourceKind::kServiceAccount && name.empty()) {
         name = std::filesystem::path(lf.yf->file()).stem().string();

@@ -270,7 +270,8 @@ PolicyResult CompileAccountPolicy(const PolicySnapshot& snapshot, std::string_vi
     if (auto kind = ReadKind(yf, *root)) {
       if (*kind != "ServiceAccountPolicy") {
         yf.Error((*root)["kind"], "expected kind ServiceAccountPolicy, not " + *kind);
-      } else if (ParsePolicySource(yf, *root, SourceKind::kServiceAccount, &src)) {
+      } else {
+        ParsePolicySource(yf, *root, SourceKind::kServiceAccount, &src);  // errors collected
         policy = BuildPolicy(impl->catalog_impl(), src, "sa:" + std::string(account_name),
                              SourceKind::kServiceAccount, /*check_catalog=*/true, yf);
       }
