@@ -21,6 +21,9 @@ Status ValidateAccountName(const std::string& name) {
         "name must be 1-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit",
         "name");
   }
+  // Accounts are addressed by id or name in URLs; a name shaped like an id would be ambiguous.
+  static const std::regex id_like(R"(^[0-9A-HJKMNP-TV-Z]{26}$)");
+  if (std::regex_match(name, id_like)) return InvalidArgumentError("name must not look like an account id", "name");
   return Status();
 }
 
@@ -188,6 +191,10 @@ void App::RegisterAccountRoutes() {
       update.enabled = enabled;
       if (enabled != before.enabled) action = enabled ? "service_account.enabled" : "service_account.disabled";
       details["enabled"] = enabled;
+    }
+    if (body.empty()) {  // nothing to change: no write, no audit row
+      WriteJson(res, 200, AccountJson(before));
+      return Status();
     }
     store::AuditEntry audit = Audit(caller, action, "service_account", before.id, update.name.value_or(before.name), details);
     ASSIGN_OR_RETURN(store::ServiceAccount after, store_->UpdateAccount(caller.tenant_id, before.id, update, &audit));

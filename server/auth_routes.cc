@@ -222,6 +222,10 @@ void App::RegisterAuthRoutes() {
       update.password_hash = hash;
       changed.push_back("password");
     }
+    if (changed.empty()) {  // nothing to change: no write, no audit row
+      WriteJson(res, 200, UserJson(before));
+      return Status();
+    }
     store::AuditEntry audit = Audit(caller, "user.updated", "user", id, before.email, {{"changed", changed}});
     ASSIGN_OR_RETURN(store::User after, store_->UpdateUser(caller.tenant_id, id, update, &audit));
     if (update.password_hash || (update.enabled && !*update.enabled)) {
