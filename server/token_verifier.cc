@@ -1,5 +1,7 @@
 #include "server/token_verifier.h"
 
+#include <algorithm>
+
 #include "common/crypto.h"
 
 namespace warden::server {
@@ -14,6 +16,8 @@ std::shared_ptr<const AccountState> MakeAccountState(
   auto state = std::make_shared<AccountState>();
   state->account = account;
   state->account.policy_yaml.clear();  // the compiled form is what the hot path needs
+  state->account.description.clear();
+  state->account.policy_yaml.shrink_to_fit();
   state->principal.type = engine::PrincipalType::kServiceAccount;
   state->principal.id = account.id;
   state->principal.name = account.name;
@@ -54,9 +58,13 @@ TokenVerifier::Result TokenVerifier::Verify(std::string_view token_text) {
     return result;
   }
   result.token_id = parsed->id;
-  std::string hash = HashSecret(parsed->secret);
+  const std::string hash = HashSecret(parsed->secret);
+  const int64_t now = clock_.NowMillis();
 
-  std::shared_ptr<const TokenEntry> entry;
+  // The hot path: everything is decided under the shared lock, nothing is copied but the
+  // account pointer.
+  bool hash_ok = false;
+  int64_t expires_at = 0;
   std::shared_ptr<const AccountState> account;
   uint64_t generation;
   {
@@ -64,18 +72,20 @@ TokenVerifier::Result TokenVerifier::Verify(std::string_view token_text) {
     generation = generation_;
     auto it = tokens_by_id_.find(parsed->id);
     if (it != tokens_by_id_.end()) {
-      entry = it->second;
-      auto acc = accounts_.find(entry->account_id);
-      if (acc != accounts_.end()) account = acc->second;
+      const TokenEntry& entry = it->second;
+      hash_ok = ConstantTimeEquals(hash, std::string_view(entry.secret_hash.data(), entry.secret_hash.size()));
+      expires_at = entry.expires_at;
+      account = entry.account;
+      if (hash_ok && (expires_at == 0 || expires_at > now)) NoteUse(parsed->id, entry, now);
     }
   }
-  if (entry && account) {
+  if (account) {
     metrics_->token_cache_hits++;
   } else {
     metrics_->token_cache_misses++;
     StatusOr<store::TokenLookup> found = tokens_->LookupToken(parsed->id);
-    if (!found.ok()) {
-      if (found.status().code() == StatusCode::kNotFound) {
+    if (!found.ok() || found->token.secret_hash.size() != 32) {
+      if (found.ok() || found.status().code() == StatusCode::kNotFound) {
         metrics_->token_failures++;
         result.outcome = Outcome::kUnknown;
       } else {
@@ -83,38 +93,44 @@ TokenVerifier::Result TokenVerifier::Verify(std::string_view token_text) {
       }
       return result;
     }
-    auto fresh = std::make_shared<TokenEntry>();
-    fresh->secret_hash = found->token.secret_hash;
-    fresh->account_id = found->account.id;
-    fresh->expires_at = found->token.expires_at;
-    fresh->last_touch_queued = found->token.last_used_at;
-    entry = fresh;
-    account = MakeAccountState(found->account, policies_->Current());
+    {
+      std::shared_lock<std::shared_mutex> lock(mu_);
+      auto acc = accounts_.find(found->account.id);
+      if (acc != accounts_.end()) account = acc->second;  // another token of a cached account
+    }
+    if (!account) account = MakeAccountState(found->account, policies_->Current());
+    hash_ok = ConstantTimeEquals(hash, found->token.secret_hash);
+    expires_at = found->token.expires_at;
     std::unique_lock<std::shared_mutex> lock(mu_);
     if (generation == generation_) {  // nothing was invalidated while we read the store
-      tokens_by_id_[parsed->id] = entry;
+      auto [it, inserted] = tokens_by_id_.try_emplace(parsed->id);
+      if (inserted) {
+        TokenEntry& entry = it->second;
+        std::copy(found->token.secret_hash.begin(), found->token.secret_hash.end(), entry.secret_hash.begin());
+        entry.expires_at = expires_at;
+        entry.account = account;
+        entry.last_touch_queued = found->token.last_used_at;
+        if (hash_ok && (expires_at == 0 || expires_at > now)) NoteUse(parsed->id, entry, now);
+      }
       accounts_.try_emplace(found->account.id, account);
     }
   }
-  if (!ConstantTimeEquals(hash, entry->secret_hash)) {
+  if (!hash_ok) {
     metrics_->token_failures++;
     result.outcome = Outcome::kUnknown;
     return result;
   }
-  int64_t now = clock_.NowMillis();
-  if (entry->expires_at != 0 && entry->expires_at <= now) {
+  if (expires_at != 0 && expires_at <= now) {
     metrics_->token_failures++;
     result.outcome = Outcome::kExpired;
     return result;
   }
-  NoteUse(parsed->id, *entry);
   result.account = std::move(account);
   result.outcome = result.account->account.enabled ? Outcome::kOk : Outcome::kAccountDisabled;
   return result;
 }
 
-void TokenVerifier::NoteUse(const std::string& token_id, const TokenEntry& entry) {
-  int64_t now = clock_.NowMillis();
+void TokenVerifier::NoteUse(const std::string& token_id, const TokenEntry& entry, int64_t now) {
   int64_t last = entry.last_touch_queued.load(std::memory_order_relaxed);
   if (now - last < kTouchIntervalMs) return;
   if (!entry.last_touch_queued.compare_exchange_strong(last, now)) return;  // another thread did
@@ -141,7 +157,7 @@ void TokenVerifier::InvalidateAccount(const std::string& account_id) {
   ++generation_;
   accounts_.erase(account_id);
   for (auto it = tokens_by_id_.begin(); it != tokens_by_id_.end();) {
-    if (it->second->account_id == account_id) it = tokens_by_id_.erase(it);
+    if (it->second.account->account.id == account_id) it = tokens_by_id_.erase(it);
     else ++it;
   }
 }

@@ -10,6 +10,7 @@
 // Thread-safety: all methods are thread-safe; the hot path takes a shared lock only.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -67,13 +68,15 @@ class TokenVerifier {
   size_t CachedTokens() const;
 
  private:
+  // One cached token: ~100 bytes plus its map node (the memory budget counts 100,000 of them).
   struct TokenEntry {
-    std::string secret_hash;
-    std::string account_id;
+    std::array<char, 32> secret_hash{};
     int64_t expires_at = 0;
+    std::shared_ptr<const AccountState> account;
     mutable std::atomic<int64_t> last_touch_queued{0};
   };
-  void NoteUse(const std::string& token_id, const TokenEntry& entry);
+  // Called with mu_ held (shared): queues a last_used_at write at most once a minute.
+  void NoteUse(const std::string& token_id, const TokenEntry& entry, int64_t now);
 
   store::TokenStore* tokens_;
   PolicyManager* policies_;
@@ -83,7 +86,7 @@ class TokenVerifier {
   Metrics* metrics_;
 
   mutable std::shared_mutex mu_;
-  std::unordered_map<std::string, std::shared_ptr<const TokenEntry>> tokens_by_id_;  // guarded by mu_
+  std::unordered_map<std::string, TokenEntry> tokens_by_id_;  // guarded by mu_
   std::unordered_map<std::string, std::shared_ptr<const AccountState>> accounts_;   // guarded by mu_
   uint64_t generation_ = 0;  // guarded by mu_; bumped by every invalidation
 
