@@ -386,6 +386,44 @@ bool ParsePolicySource(YamlFile& yf, const YAML::Node& root, SourceKind kind, Po
   return ok;
 }
 
+void CompiledPolicy::Finish(const std::vector<CellBuilder>& builders, const std::vector<std::string>& ids) {
+  size_t text = 0;
+  for (const auto& id : ids) text += id.size();
+  rule_text_.reserve(text);
+  for (const auto& id : ids) rule_text_ += id;
+  rule_ids.clear();
+  size_t at = 0;
+  for (const auto& id : ids) {
+    rule_ids.emplace_back(rule_text_.data() + at, id.size());
+    at += id.size();
+  }
+  model_offset_.assign(static_cast<size_t>(num_models), -1);
+  for (int m = 0; m < num_models; ++m) {
+    bool used = false;
+    for (int a = 0; a < num_actions; ++a) {
+      const CellBuilder& b = builders[static_cast<size_t>(m) * num_actions + a];
+      used = used || b.allow >= 0 || b.deny >= 0 || !b.allows.empty() || !b.denies.empty();
+    }
+    if (!used) continue;
+    model_offset_[static_cast<size_t>(m)] = static_cast<int32_t>(cells_.size());
+    for (int a = 0; a < num_actions; ++a) {
+      const CellBuilder& b = builders[static_cast<size_t>(m) * num_actions + a];
+      Cell c;
+      c.allow = b.allow;
+      c.deny = b.deny;
+      c.cond_begin = static_cast<uint32_t>(conditional_.size());
+      c.n_allow = static_cast<uint16_t>(b.allows.size());
+      c.n_deny = static_cast<uint16_t>(b.denies.size());
+      conditional_.insert(conditional_.end(), b.allows.begin(), b.allows.end());
+      conditional_.insert(conditional_.end(), b.denies.begin(), b.denies.end());
+      cells_.push_back(c);
+    }
+  }
+  cells_.shrink_to_fit();
+  conditional_.shrink_to_fit();
+  rule_ids.shrink_to_fit();
+}
+
 std::shared_ptr<CompiledPolicy> BuildPolicy(const CatalogImpl& catalog, const PolicySource& source,
                                             std::string prefix, SourceKind kind, bool check_catalog,
                                             YamlFile& yf) {
@@ -394,17 +432,18 @@ std::shared_ptr<CompiledPolicy> BuildPolicy(const CatalogImpl& catalog, const Po
   p->catalog_fingerprint = catalog.fingerprint();
   p->num_models = catalog.num_models();
   p->num_actions = catalog.num_actions();
-  p->cells.resize(static_cast<size_t>(p->num_models) * p->num_actions);
+  std::vector<CellBuilder> cells(static_cast<size_t>(p->num_models) * p->num_actions);
+  std::vector<std::string> ids;
   p->applies_to = source.applies_to;
   bool ok = true;
   std::map<std::string, int> rule_index;
   auto rule_id = [&](const std::string& id) {
-    auto [it, inserted] = rule_index.emplace(id, static_cast<int>(p->rule_ids.size()));
-    if (inserted) p->rule_ids.push_back(id);
+    auto [it, inserted] = rule_index.emplace(id, static_cast<int>(ids.size()));
+    if (inserted) ids.push_back(id);
     return it->second;
   };
-  auto cell = [&](ModelId m, ActionId a) -> Cell& {
-    return p->cells[static_cast<size_t>(m) * p->num_actions + a];
+  auto cell = [&](ModelId m, ActionId a) -> CellBuilder& {
+    return cells[static_cast<size_t>(m) * p->num_actions + a];
   };
   const int num_models = catalog.num_models();
 
@@ -429,12 +468,12 @@ std::shared_ptr<CompiledPolicy> BuildPolicy(const CatalogImpl& catalog, const Po
         int r = rule_id(prefix + "#perm:" + decl.name);
         if (a.value == "*") {
           for (const std::string& name : decl.actions) {
-            Cell& c = cell(m, *catalog.FindAction(m, name));
+            CellBuilder& c = cell(m, *catalog.FindAction(m, name));
             if (c.allow < 0) c.allow = r;
           }
           any = true;
         } else if (auto id = catalog.FindAction(m, a.value)) {
-          Cell& c = cell(m, *id);
+          CellBuilder& c = cell(m, *id);
           if (c.allow < 0) c.allow = r;
           any = true;
         }
@@ -536,16 +575,17 @@ std::shared_ptr<CompiledPolicy> BuildPolicy(const CatalogImpl& catalog, const Po
     }
     int r = rule_id(prefix + "#" + rule.name.value);
     for (auto [m, a] : targets) {
-      Cell& c = cell(m, a);
+      CellBuilder& c = cell(m, a);
       if (condition == nullptr) {
         int& slot = deny ? c.deny : c.allow;
         if (slot < 0) slot = r;
       } else {
-        (deny ? c.conditional_deny : c.conditional_allow).push_back(RuleRef{r, condition});
+        (deny ? c.denies : c.allows).push_back(RuleRef{r, condition});
       }
     }
   }
   if (!ok || !check_catalog) return nullptr;
+  p->Finish(cells, ids);
   return p;
 }
 
@@ -647,10 +687,10 @@ std::optional<nlohmann::json> SnapshotImpl::RoleJson(std::string_view name) cons
 namespace {
 
 // The deciding deny rule of `c`, or -1. A condition that cannot be evaluated matches.
-inline int MatchDeny(const Cell& c, const Principal& principal, const Attributes& resource,
-                     const Attributes& context, bool* eval_error) {
+inline int MatchDeny(const CompiledPolicy& p, const Cell& c, const Principal& principal,
+                     const Attributes& resource, const Attributes& context, bool* eval_error) {
   if (c.deny >= 0) return c.deny;
-  for (const RuleRef& r : c.conditional_deny) {
+  for (const RuleRef& r : p.Denies(c)) {
     EvalResult v = r.condition->Evaluate(principal, resource, context);
     if (v == EvalResult::kTrue) return r.rule;
     if (v == EvalResult::kError) {
@@ -662,10 +702,10 @@ inline int MatchDeny(const Cell& c, const Principal& principal, const Attributes
 }
 
 // The deciding allow rule of `c`, or -1. A condition that cannot be evaluated does not match.
-inline int MatchAllow(const Cell& c, const Principal& principal, const Attributes& resource,
-                      const Attributes& context, bool* eval_error) {
+inline int MatchAllow(const CompiledPolicy& p, const Cell& c, const Principal& principal,
+                      const Attributes& resource, const Attributes& context, bool* eval_error) {
   if (c.allow >= 0) return c.allow;
-  for (const RuleRef& r : c.conditional_allow) {
+  for (const RuleRef& r : p.Allows(c)) {
     EvalResult v = r.condition->Evaluate(principal, resource, context);
     if (v == EvalResult::kTrue) return r.rule;
     if (v == EvalResult::kError) *eval_error = true;
@@ -699,13 +739,12 @@ Decision SnapshotImpl::Evaluate(const Principal& principal,
     d.reason = Reason::kUnknownAction;
     return d;
   }
-  const size_t index = static_cast<size_t>(model) * catalog_->num_actions() + action;
   const uint64_t fingerprint = catalog_->fingerprint();
   bool eval_error = false;
   const int type = static_cast<int>(principal.type);
   if (type >= 0 && type < 3) {
     for (const CompiledPolicy* g : guardrails_by_type_[type]) {
-      int r = MatchDeny(g->cells[index], principal, resource, context, &eval_error);
+      int r = MatchDeny(*g, g->CellAt(model, action), principal, resource, context, &eval_error);
       if (r >= 0) return Decision{false, Reason::kGuardrailDeny, g->rule_ids[r], eval_error};
     }
   }
@@ -716,12 +755,12 @@ Decision SnapshotImpl::Evaluate(const Principal& principal,
       eval_error = true;
       continue;
     }
-    int r = MatchDeny(p->cells[index], principal, resource, context, &eval_error);
+    int r = MatchDeny(*p, p->CellAt(model, action), principal, resource, context, &eval_error);
     if (r >= 0) return Decision{false, Reason::kDenyRule, p->rule_ids[r], eval_error};
   }
   for (const CompiledPolicy* p : policies) {
     if (p == nullptr || p->catalog_fingerprint != fingerprint) continue;
-    int r = MatchAllow(p->cells[index], principal, resource, context, &eval_error);
+    int r = MatchAllow(*p, p->CellAt(model, action), principal, resource, context, &eval_error);
     if (r >= 0) return Decision{true, Reason::kAllowRule, p->rule_ids[r], eval_error};
   }
   d.reason = Reason::kNoMatchingAllow;
@@ -738,23 +777,22 @@ std::vector<std::pair<std::string, std::string>> SnapshotImpl::Escalations(
   for (ModelId m = 0; m < catalog_->num_models(); ++m) {
     for (ActionId a = 0; a < catalog_->num_actions(); ++a) {
       if (!catalog_->Valid(m, a)) continue;
-      const size_t index = static_cast<size_t>(m) * catalog_->num_actions() + a;
       bool proposed_allows = true;
       if (proposed.catalog_fingerprint == fingerprint) {
-        const Cell& c = proposed.cells[index];
-        proposed_allows = c.allow >= 0 || !c.conditional_allow.empty();
+        const Cell& c = proposed.CellAt(m, a);
+        proposed_allows = c.allow >= 0 || c.n_allow > 0;
       }
       if (!proposed_allows) continue;
       bool caller_ok = true;
       for (const CompiledPolicy* g : guardrails_by_type_[type]) {
-        const Cell& c = g->cells[index];
-        if (c.deny >= 0 || !c.conditional_deny.empty()) caller_ok = false;
+        const Cell& c = g->CellAt(m, a);
+        if (c.deny >= 0 || c.n_deny > 0) caller_ok = false;
       }
       bool caller_allows = false;
       for (const CompiledPolicy* p : caller_policies) {
         if (p == nullptr || p->catalog_fingerprint != fingerprint) continue;
-        const Cell& c = p->cells[index];
-        if (c.deny >= 0 || !c.conditional_deny.empty()) caller_ok = false;
+        const Cell& c = p->CellAt(m, a);
+        if (c.deny >= 0 || c.n_deny > 0) caller_ok = false;
         if (c.allow >= 0) caller_allows = true;
       }
       if (!caller_ok || !caller_allows) {
@@ -1095,12 +1133,12 @@ TreeResult CompileSources(const std::vector<SourceFile>& input, std::string revi
   tenant->catalog_fingerprint = catalog.fingerprint();
   tenant->num_models = catalog.num_models();
   tenant->num_actions = catalog.num_actions();
-  tenant->cells.resize(static_cast<size_t>(tenant->num_models) * tenant->num_actions);
-  tenant->rule_ids.push_back("tenant#analytics");
+  std::vector<CellBuilder> tenant_cells(static_cast<size_t>(tenant->num_models) * tenant->num_actions);
   for (const std::string& model : catalog.analytics()) {
     ModelId m = *catalog.FindModel(model);
-    tenant->cells[static_cast<size_t>(m) * tenant->num_actions + *catalog.FindAction(m, "create")].allow = 0;
+    tenant_cells[static_cast<size_t>(m) * tenant->num_actions + *catalog.FindAction(m, "create")].allow = 0;
   }
+  tenant->Finish(tenant_cells, {"tenant#analytics"});
   snapshot->tenant_ = std::move(tenant);
   result.snapshot = std::move(snapshot);
   return result;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -64,28 +65,62 @@ struct RuleRef {
   const Condition* condition = nullptr;
 };
 
+// One (model, action) cell: 16 bytes. Conditional rules live in CompiledPolicy::conditional,
+// n_allow allows then n_deny denies from cond_begin, so a policy is a few flat arrays
+// (the memory budget counts 10,000 account policies).
 struct Cell {
-  int allow = -1;  // unconditional allow rule, or -1
-  int deny = -1;   // unconditional deny rule, or -1
-  std::vector<RuleRef> conditional_allow;
-  std::vector<RuleRef> conditional_deny;
+  int32_t allow = -1;  // unconditional allow rule, or -1
+  int32_t deny = -1;   // unconditional deny rule, or -1
+  uint32_t cond_begin = 0;
+  uint16_t n_allow = 0;
+  uint16_t n_deny = 0;
+};
+
+// What the compiler fills per cell before CompiledPolicy::Finish packs it.
+struct CellBuilder {
+  int allow = -1;
+  int deny = -1;
+  std::vector<RuleRef> allows;
+  std::vector<RuleRef> denies;
 };
 
 class CompiledPolicy {
  public:
+  // Pinned in memory: rule_ids point into rule_text_ (which may be small-string-stored).
+  CompiledPolicy() = default;
+  CompiledPolicy(const CompiledPolicy&) = delete;
+  CompiledPolicy& operator=(const CompiledPolicy&) = delete;
+
   std::string name;  // "role:csm", "sa:sync", "guardrail:x", "tenant"
   uint64_t catalog_fingerprint = 0;
   int num_models = 0;
   int num_actions = 0;
-  std::vector<std::string> rule_ids;  // every rule of the policy, in source order
-  std::vector<Cell> cells;            // [model * num_actions + action]
+  std::vector<std::string_view> rule_ids;  // every rule of the policy, in source order (into rule_text_)
   std::vector<std::unique_ptr<const Condition>> conditions;
   uint8_t applies_to = 0;  // guardrails: bit (1 << PrincipalType)
 
-  const Cell* CellFor(ModelId m, ActionId a) const {
-    if (m < 0 || m >= num_models || a < 0 || a >= num_actions) return nullptr;
-    return &cells[static_cast<size_t>(m) * num_actions + a];
+  // The cell of (m, a); an empty cell for models the policy never names.
+  const Cell& CellAt(ModelId m, ActionId a) const {
+    static const Cell kEmpty;
+    if (m < 0 || m >= num_models || a < 0 || a >= num_actions) return kEmpty;
+    int32_t offset = model_offset_[static_cast<size_t>(m)];
+    return offset < 0 ? kEmpty : cells_[static_cast<size_t>(offset + a)];
   }
+  std::span<const RuleRef> Allows(const Cell& c) const {
+    return {conditional_.data() + c.cond_begin, c.n_allow};
+  }
+  std::span<const RuleRef> Denies(const Cell& c) const {
+    return {conditional_.data() + c.cond_begin + c.n_allow, c.n_deny};
+  }
+  // Packs the dense builders (num_models * num_actions, row-major) and the rule ids: only
+  // models with a non-empty cell get cells.
+  void Finish(const std::vector<CellBuilder>& builders, const std::vector<std::string>& ids);
+
+ private:
+  std::string rule_text_;
+  std::vector<int32_t> model_offset_;  // per model: its first cell in cells_, or -1
+  std::vector<Cell> cells_;
+  std::vector<RuleRef> conditional_;
 };
 
 // Source forms, with positions for errors.

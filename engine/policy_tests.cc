@@ -51,8 +51,12 @@ PolicyTestReport RunPolicyTests(const PolicySnapshot& snapshot) {
     }
   }
   std::set<std::string> all;
-  for (const auto& [name, policy] : impl->roles_) all.insert(policy->rule_ids.begin(), policy->rule_ids.end());
-  for (const auto& g : impl->guardrails_) all.insert(g->rule_ids.begin(), g->rule_ids.end());
+  for (const auto& [name, policy] : impl->roles_) {
+    for (std::string_view id : policy->rule_ids) all.emplace(id);
+  }
+  for (const auto& g : impl->guardrails_) {
+    for (std::string_view id : g->rule_ids) all.emplace(id);
+  }
   for (const std::string& id : all) {
     if (!decided.count(id)) report.uncovered_rules.push_back(id);
   }
