@@ -302,7 +302,7 @@ StatusOr<Caller> App::Authenticate(const httplib::Request& req) {
   caller.actor_type = store::kActorServiceAccount;
   caller.account = verified.account;
   caller.snapshot = verified.account->snapshot;
-  caller.tenant_id = verified.account->account.tenant_id;
+  caller.tenant_id = verified.account->tenant_id;
   caller.principal = verified.account->principal;
   if (verified.account->policy) caller.policies.push_back(verified.account->policy.get());
   return caller;

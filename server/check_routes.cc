@@ -166,7 +166,7 @@ void App::HandleCheck(const httplib::Request& req, httplib::Response& res) {
       case TokenVerifier::Outcome::kOk:
       case TokenVerifier::Outcome::kAccountDisabled:
         principal = &verified.account->principal;
-        tenant_id = verified.account->account.tenant_id;
+        tenant_id = verified.account->tenant_id;
         snapshot = verified.account->snapshot;
         policy = verified.account->policy.get();
         if (verified.outcome == TokenVerifier::Outcome::kAccountDisabled) token_failure = engine::Reason::kAccountDisabled;

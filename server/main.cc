@@ -1,4 +1,5 @@
 // The warden executable: the only place that wires engine/, store/ and server/ together.
+#include <malloc.h>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -45,6 +46,9 @@ StatusOr<std::string> LoadPepper(const warden::server::Config& config) {
 }
 
 int Serve(warden::server::Config config, const std::string& config_file) {
+  // glibc gives each of the many HTTP threads its own malloc arena by default; a few shared
+  // arenas keep the resident set small (the budget is 64 MiB with 100,000 cached tokens).
+  mallopt(M_ARENA_MAX, 2);
   using warden::server::ApplyConfigFile;
   sigset_t signals;
   sigemptyset(&signals);

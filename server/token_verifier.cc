@@ -14,10 +14,8 @@ constexpr char kPolicyFile[] = "permissions.yaml";
 std::shared_ptr<const AccountState> MakeAccountState(
     const store::ServiceAccount& account, std::shared_ptr<const engine::PolicySnapshot> snapshot) {
   auto state = std::make_shared<AccountState>();
-  state->account = account;
-  state->account.policy_yaml.clear();  // the compiled form is what the hot path needs
-  state->account.description.clear();
-  state->account.policy_yaml.shrink_to_fit();
+  state->tenant_id = account.tenant_id;
+  state->enabled = account.enabled;
   state->principal.type = engine::PrincipalType::kServiceAccount;
   state->principal.id = account.id;
   state->principal.name = account.name;
@@ -126,7 +124,7 @@ TokenVerifier::Result TokenVerifier::Verify(std::string_view token_text) {
     return result;
   }
   result.account = std::move(account);
-  result.outcome = result.account->account.enabled ? Outcome::kOk : Outcome::kAccountDisabled;
+  result.outcome = result.account->enabled ? Outcome::kOk : Outcome::kAccountDisabled;
   return result;
 }
 
@@ -157,7 +155,7 @@ void TokenVerifier::InvalidateAccount(const std::string& account_id) {
   ++generation_;
   accounts_.erase(account_id);
   for (auto it = tokens_by_id_.begin(); it != tokens_by_id_.end();) {
-    if (it->second.account->account.id == account_id) it = tokens_by_id_.erase(it);
+    if (it->second.account->principal.id == account_id) it = tokens_by_id_.erase(it);
     else ++it;
   }
 }

@@ -31,8 +31,9 @@ namespace warden::server {
 // An account as the check path needs it: its row and its policy compiled against the
 // snapshot that was current when it was cached.
 struct AccountState {
-  store::ServiceAccount account;
-  engine::Principal principal;
+  std::string tenant_id;
+  bool enabled = true;
+  engine::Principal principal;  // id and name are the account's
   std::shared_ptr<const engine::PolicySnapshot> snapshot;
   std::shared_ptr<const engine::CompiledPolicy> policy;  // null: does not compile (fail closed)
   std::vector<engine::CompileError> policy_errors;
