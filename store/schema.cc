@@ -140,10 +140,19 @@ CREATE TABLE health (
 );
 )sql";
 
+// Version 2. Every decision-log commit writes one page per index into the WAL, and the check
+// path commits for almost every request: the tenant-wide listing is served by the rowid
+// (seq) itself (filtering tenant_id while walking it newest first), and age pruning walks the
+// oldest rows by seq, so these two indexes only cost write volume.
+constexpr char kV2[] = R"sql(
+DROP INDEX decision_log_tenant;
+DROP INDEX decision_log_time;
+)sql";
+
 }  // namespace
 
 const std::vector<const char*>& Migrations() {
-  static const std::vector<const char*> kMigrations = {kV1};
+  static const std::vector<const char*> kMigrations = {kV1, kV2};
   return kMigrations;
 }
 

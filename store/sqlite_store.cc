@@ -1133,8 +1133,10 @@ StatusOr<int64_t> SqliteStore::Prune(int64_t max_age_ms, int64_t max_rows, int b
     }
   }
   if (max_age_ms > 0 && deleted < batch_size) {
+    // Rows are appended in time order, so the expired ones are the oldest by seq: look at the
+    // oldest batch only (bounded work, no time index) and delete those past the age.
     ASSIGN_OR_RETURN(Stmt s, c.Prepare("DELETE FROM decision_log WHERE seq IN (SELECT seq FROM "
-                                       "decision_log WHERE time < ? ORDER BY time LIMIT ?)"));
+                                       "decision_log ORDER BY seq LIMIT ?2) AND time < ?1"));
     s.Bind(1, clock_.NowMillis() - max_age_ms).Bind(2, batch_size - deleted);
     RETURN_IF_ERROR(s.Run("pruning the decision log by age"));
     deleted += c.Changes();
