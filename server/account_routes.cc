@@ -77,8 +77,7 @@ void App::RegisterAccountRoutes() {
 
   Admin("GET", "/v1/service-accounts", [this](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
     RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "view"));
-    ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", store::kDefaultPageLimit, 1, store::kMaxPageLimit));
-    store::ListOptions options{static_cast<int>(limit), req.get_param_value("cursor")};
+    ASSIGN_OR_RETURN(store::ListOptions options, PageOptions(req));
     ASSIGN_OR_RETURN(auto page, store_->ListAccounts(caller.tenant_id, options));
     WriteJson(res, 200, PageJson(page, AccountJson));
     return Status();
@@ -373,9 +372,9 @@ void App::RegisterAccountRoutes() {
     query.target_type = req.get_param_value("target_type");
     RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "view"));
     if (query.target_type != "service_account") RETURN_IF_ERROR(Authorize(caller, "user", "view"));
-    ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", store::kDefaultPageLimit, 1, store::kMaxPageLimit));
-    query.limit = static_cast<int>(limit);
-    query.cursor = req.get_param_value("cursor");
+    ASSIGN_OR_RETURN(store::ListOptions page_options, PageOptions(req));
+    query.limit = page_options.limit;
+    query.cursor = page_options.cursor;
     ASSIGN_OR_RETURN(auto page, store_->List(query));
     WriteJson(res, 200, PageJson(page, AuditJson));
     return Status();

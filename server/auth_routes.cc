@@ -136,8 +136,7 @@ void App::RegisterAuthRoutes() {
 
   Admin("GET", "/v1/users", [this](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
     RETURN_IF_ERROR(Authorize(caller, "user", "view"));
-    ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", store::kDefaultPageLimit, 1, store::kMaxPageLimit));
-    store::ListOptions options{static_cast<int>(limit), req.get_param_value("cursor")};
+    ASSIGN_OR_RETURN(store::ListOptions options, PageOptions(req));
     ASSIGN_OR_RETURN(auto page, store_->ListUsers(caller.tenant_id, options));
     WriteJson(res, 200, PageJson(page, UserJson));
     return Status();

@@ -280,9 +280,9 @@ void App::RegisterCheckRoutes() {
   auto query_from = [](const httplib::Request& req, const std::string& tenant) -> StatusOr<store::DecisionQuery> {
     store::DecisionQuery q;
     q.tenant_id = tenant;
-    ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", store::kDefaultPageLimit, 1, store::kMaxPageLimit));
-    q.limit = static_cast<int>(limit);
-    q.cursor = req.get_param_value("cursor");
+    ASSIGN_OR_RETURN(store::ListOptions page_options, PageOptions(req));
+    q.limit = page_options.limit;
+    q.cursor = page_options.cursor;
     if (req.has_param("allowed")) {
       std::string a = req.get_param_value("allowed");
       if (a == "true") q.allowed = true;

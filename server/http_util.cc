@@ -129,6 +129,11 @@ StatusOr<int64_t> QueryInt(const httplib::Request& req, const std::string& key, 
   }
 }
 
+StatusOr<store::ListOptions> PageOptions(const httplib::Request& req) {
+  ASSIGN_OR_RETURN(int64_t limit, QueryInt(req, "limit", store::kDefaultPageLimit, 1, store::kMaxPageLimit));
+  return store::ListOptions{static_cast<int>(limit), req.get_param_value("cursor")};
+}
+
 StatusOr<int64_t> QueryTime(const httplib::Request& req, const std::string& key) {
   if (!req.has_param(key)) return int64_t{0};
   int64_t ms = 0;

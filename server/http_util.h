@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/status.h"
+#include "store/store.h"
 
 namespace warden::server {
 
@@ -38,6 +39,9 @@ Status OnlyKeys(const nlohmann::json& obj, std::initializer_list<const char*> al
 // A query parameter as an integer in [lo, hi]; `fallback` when absent.
 StatusOr<int64_t> QueryInt(const httplib::Request& req, const std::string& key, int64_t fallback,
                            int64_t lo, int64_t hi);
+// `limit` (1..1000, default 50) and `cursor` of a paged listing.
+StatusOr<store::ListOptions> PageOptions(const httplib::Request& req);
+
 // A query parameter as an RFC 3339 time in millis; 0 when absent.
 StatusOr<int64_t> QueryTime(const httplib::Request& req, const std::string& key);
 
