@@ -95,8 +95,7 @@ void App::RegisterAccountRoutes() {
     if (account.description.size() > kMaxDescription) return InvalidArgumentError("description is too long", "description");
     ASSIGN_OR_RETURN(account.enabled, OptionalBool(body, "enabled", true));
     if (body.contains("attributes")) {
-      if (!body["attributes"].is_object()) return InvalidArgumentError("attributes must be an object", "attributes");
-      RETURN_IF_ERROR(engine::Attributes::FromJson(body["attributes"], "attributes").status());
+      RETURN_IF_ERROR(CheckAttributes(body["attributes"]));
       account.attributes = body["attributes"];
     }
     std::string kind = "scratch", source;
@@ -180,8 +179,7 @@ void App::RegisterAccountRoutes() {
       details["description"] = true;
     }
     if (body.contains("attributes")) {
-      if (!body["attributes"].is_object()) return InvalidArgumentError("attributes must be an object", "attributes");
-      RETURN_IF_ERROR(engine::Attributes::FromJson(body["attributes"], "attributes").status());
+      RETURN_IF_ERROR(CheckAttributes(body["attributes"]));
       update.attributes = body["attributes"];
       details["attributes"] = true;
     }

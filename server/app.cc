@@ -11,7 +11,6 @@ namespace warden::server {
 
 namespace {
 
-constexpr char kSessionPrefix[] = "wds_";
 constexpr char kSessionCookie[] = "warden_session";
 constexpr char kCsrfHeader[] = "X-CSRF-Token";
 constexpr int kPruneBatch = 1000;
@@ -61,7 +60,7 @@ App::App(Config config, store::Store* store, std::string pepper, const Clock& cl
       checkpoint_(std::move(checkpoint)),
       policies_(config_.policies_dir, clock, &metrics_),
       verifier_(store, &policies_, pepper_, config_.token_prefix, clock, &metrics_),
-      logger_(std::make_unique<DecisionLogger>(store, &metrics_, clock)),
+      logger_(std::make_unique<DecisionLogger>(store, &metrics_)),
       limiter_(config_.login_failures_per_minute, clock) {}
 
 App::~App() { Stop(); }
@@ -270,8 +269,7 @@ StatusOr<Caller> App::Authenticate(const httplib::Request& req) {
   caller.snapshot = policies_.Current();
   caller.tenant_id = tenant_id_;
   if (credential.rfind(kSessionPrefix, 0) == 0) {
-    std::string hash = ToHex(HmacSha256(pepper_, std::string("session:") + credential));
-    StatusOr<store::Session> session = store_->FindSessionByHash(hash);
+    StatusOr<store::Session> session = store_->FindSessionByHash(SessionHash(credential));
     if (!session.ok()) return UnauthenticatedError("the session is invalid or expired");
     StatusOr<store::User> user = store_->GetUser(session->tenant_id, session->user_id);
     if (!user.ok() || !user->enabled) return UnauthenticatedError("the session is invalid or expired");
@@ -316,6 +314,10 @@ Status App::Authorize(const Caller& caller, std::string_view model, std::string_
                     std::string(engine::ReasonName(d.reason));
   if (!d.rule.empty()) msg += " (rule " + std::string(d.rule) + ")";
   return PermissionDeniedError(msg);
+}
+
+std::string App::SessionHash(std::string_view token) const {
+  return ToHex(HmacSha256(pepper_, "session:" + std::string(token)));
 }
 
 store::AuditEntry App::Audit(const Caller& caller, std::string action, std::string target_type,

@@ -35,6 +35,9 @@
 
 namespace warden::server {
 
+// User session tokens: "wds_" + 43 base62 chars, distinct from API tokens.
+inline constexpr char kSessionPrefix[] = "wds_";
+
 // Who is calling an admin endpoint, and what they may do.
 struct Caller {
   engine::Principal principal;
@@ -99,6 +102,8 @@ class App {
   StatusOr<Caller> Authenticate(const httplib::Request& req);
   // PermissionDenied naming reason and rule when the engine denies (model, action).
   Status Authorize(const Caller& caller, std::string_view model, std::string_view action);
+  // What the store keeps of a session token: HMAC-SHA256(pepper, "session:" + token), hex.
+  std::string SessionHash(std::string_view token) const;
   store::AuditEntry Audit(const Caller& caller, std::string action, std::string target_type,
                           std::string target_id, std::string target_name,
                           nlohmann::json details = nlohmann::json::object()) const;

@@ -11,7 +11,6 @@ namespace warden::server {
 
 namespace {
 
-constexpr char kSessionPrefix[] = "wds_";
 constexpr size_t kMinPasswordLength = 8;
 constexpr size_t kMaxPasswordLength = 1024;
 // A fixed, valid scrypt encoding: unknown emails are verified against it so that a missing
@@ -103,7 +102,7 @@ void App::RegisterAuthRoutes() {
     store::Session session;
     session.tenant_id = user->tenant_id;
     session.user_id = user->id;
-    session.token_hash = ToHex(HmacSha256(pepper_, "session:" + token));
+    session.token_hash = SessionHash(token);
     session.csrf_token = RandomBase62(32);
     session.expires_at = clock_.NowMillis() + config_.session_ttl_seconds * 1000;
     StatusOr<store::Session> created = store_->CreateSession(session);
@@ -155,8 +154,7 @@ void App::RegisterAuthRoutes() {
     ASSIGN_OR_RETURN(user.roles, ParseRoles(body, *caller.snapshot, true));
     ASSIGN_OR_RETURN(user.enabled, OptionalBool(body, "enabled", true));
     if (body.contains("attributes")) {
-      if (!body["attributes"].is_object()) return InvalidArgumentError("attributes must be an object", "attributes");
-      RETURN_IF_ERROR(engine::Attributes::FromJson(body["attributes"], "attributes").status());
+      RETURN_IF_ERROR(CheckAttributes(body["attributes"]));
       user.attributes = body["attributes"];
     }
     ASSIGN_OR_RETURN(std::string password, OptionalString(body, "password"));
@@ -209,8 +207,7 @@ void App::RegisterAuthRoutes() {
       changed.push_back("enabled");
     }
     if (body.contains("attributes")) {
-      if (!body["attributes"].is_object()) return InvalidArgumentError("attributes must be an object", "attributes");
-      RETURN_IF_ERROR(engine::Attributes::FromJson(body["attributes"], "attributes").status());
+      RETURN_IF_ERROR(CheckAttributes(body["attributes"]));
       update.attributes = body["attributes"];
       changed.push_back("attributes");
     }

@@ -4,8 +4,8 @@
 
 namespace warden::server {
 
-DecisionLogger::DecisionLogger(store::DecisionLog* log, Metrics* metrics, const Clock& clock)
-    : log_(log), metrics_(metrics), clock_(clock) {}
+DecisionLogger::DecisionLogger(store::DecisionLog* log, Metrics* metrics)
+    : log_(log), metrics_(metrics) {}
 
 DecisionLogger::~DecisionLogger() { Stop(); }
 

@@ -18,7 +18,6 @@
 #include <mutex>
 #include <vector>
 
-#include "common/clock.h"
 #include "common/status.h"
 #include "server/metrics.h"
 #include "store/store.h"
@@ -27,7 +26,7 @@ namespace warden::server {
 
 class DecisionLogger {
  public:
-  DecisionLogger(store::DecisionLog* log, Metrics* metrics, const Clock& clock);
+  DecisionLogger(store::DecisionLog* log, Metrics* metrics);
   ~DecisionLogger();  // Stop()
 
   // Appends `rows` and returns once they are committed (OK) or the batch failed
@@ -48,7 +47,6 @@ class DecisionLogger {
 
   store::DecisionLog* log_;
   Metrics* metrics_;
-  const Clock& clock_;
   std::mutex mu_;
   std::condition_variable idle_cv_;  // Stop() waits on it for the last commit
   std::deque<Pending*> queue_;       // guarded by mu_; writers not yet in a committed batch

@@ -1,6 +1,7 @@
 #include "server/http_util.h"
 
 #include "common/clock.h"
+#include "engine/engine.h"
 
 namespace warden::server {
 
@@ -127,6 +128,11 @@ StatusOr<int64_t> QueryInt(const httplib::Request& req, const std::string& key, 
   } catch (const std::exception&) {
     return InvalidArgumentError(key + " must be an integer", key);
   }
+}
+
+Status CheckAttributes(const nlohmann::json& value) {
+  if (!value.is_object()) return InvalidArgumentError("attributes must be an object", "attributes");
+  return engine::Attributes::FromJson(value, "attributes").status();
 }
 
 StatusOr<store::ListOptions> PageOptions(const httplib::Request& req) {

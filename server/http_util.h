@@ -39,6 +39,10 @@ Status OnlyKeys(const nlohmann::json& obj, std::initializer_list<const char*> al
 // A query parameter as an integer in [lo, hi]; `fallback` when absent.
 StatusOr<int64_t> QueryInt(const httplib::Request& req, const std::string& key, int64_t fallback,
                            int64_t lo, int64_t hi);
+// The free-form `attributes` of a user or account: an object whose values conditions can read
+// (strings, numbers, booleans, arrays of strings).
+Status CheckAttributes(const nlohmann::json& value);
+
 // `limit` (1..1000, default 50) and `cursor` of a paged listing.
 StatusOr<store::ListOptions> PageOptions(const httplib::Request& req);
 
