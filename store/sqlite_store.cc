@@ -51,12 +51,25 @@ std::string DumpJson(const json& value) {
 }
 
 // Takes items from rows fetched with LIMIT limit+1 and sets next_cursor when there are more.
-template <typename T>
-void FinishPage(Page<T>* page, const std::vector<int64_t>& seqs, int limit) {
-  if (static_cast<int>(page->items.size()) > limit) {
-    page->items.resize(limit);
-    page->next_cursor = EncodeCursor(seqs[limit - 1]);
+// Steps `s` (which selects at most limit + 1 rows, newest first) into a page: `read(s, &seq)`
+// turns the current row into a T; the extra row only tells that a next page exists.
+template <typename T, typename Read>
+StatusOr<Page<T>> ReadPage(Stmt& s, const char* what, int limit, Read read) {
+  Page<T> page;
+  std::vector<int64_t> seqs;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s.Step(what));
+    if (!row) break;
+    int64_t seq = 0;
+    ASSIGN_OR_RETURN(T item, read(s, &seq));
+    page.items.push_back(std::move(item));
+    seqs.push_back(seq);
   }
+  if (static_cast<int>(page.items.size()) > limit) {
+    page.items.resize(limit);
+    page.next_cursor = EncodeCursor(seqs[limit - 1]);
+  }
+  return page;
 }
 
 // ---- row readers (column lists and readers kept side by side) ----
@@ -546,18 +559,8 @@ StatusOr<Page<User>> SqliteStore::ListUsers(const std::string& tenant_id,
                                            " FROM users WHERE tenant_id = ? AND seq < ? "
                                            "ORDER BY seq DESC LIMIT ?"})));
   s.Bind(1, tenant_id).Bind(2, before).Bind(3, limit + 1);
-  Page<User> page;
-  std::vector<int64_t> seqs;
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, s.Step("listing users"));
-    if (!row) break;
-    int64_t seq;
-    ASSIGN_OR_RETURN(User u, ReadUser(s, &seq));
-    page.items.push_back(std::move(u));
-    seqs.push_back(seq);
-  }
-  FinishPage(&page, seqs, limit);
-  return page;
+  return ReadPage<User>(s, "listing users", limit,
+                       [](const Stmt& st, int64_t* seq) { return ReadUser(st, seq); });
 }
 
 StatusOr<User> SqliteStore::UpdateUser(const std::string& tenant_id, const std::string& user_id,
@@ -763,18 +766,9 @@ StatusOr<Page<ServiceAccount>> SqliteStore::ListAccounts(const std::string& tena
                                            "a.deleted_at = 0 AND a.seq < ? ORDER BY a.seq DESC "
                                            "LIMIT ?"})));
   s.Bind(1, tenant_id).Bind(2, before).Bind(3, limit + 1);
-  Page<ServiceAccount> page;
-  std::vector<int64_t> seqs;
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, s.Step("listing service accounts"));
-    if (!row) break;
-    int64_t seq;
-    ASSIGN_OR_RETURN(ServiceAccount a, ReadAccount(s, 0, &seq));
-    page.items.push_back(std::move(a));
-    seqs.push_back(seq);
-  }
-  FinishPage(&page, seqs, limit);
-  return page;
+  return ReadPage<ServiceAccount>(
+      s, "listing service accounts", limit,
+      [](const Stmt& st, int64_t* seq) { return ReadAccount(st, 0, seq); });
 }
 
 StatusOr<ServiceAccount> SqliteStore::UpdateAccount(const std::string& tenant_id,
@@ -1020,17 +1014,12 @@ StatusOr<Page<AuditEntry>> SqliteStore::List(const AuditQuery& query) {
   s.Bind(1, query.tenant_id).Bind(2, before).Bind(5, limit + 1);
   if (!query.target_id.empty()) s.Bind(3, query.target_id);
   if (!query.target_type.empty()) s.Bind(4, query.target_type);
-  Page<AuditEntry> page;
-  std::vector<int64_t> seqs;
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, s.Step("listing the audit log"));
-    if (!row) break;
-    ASSIGN_OR_RETURN(AuditEntry e, ReadAudit(s));
-    seqs.push_back(e.seq);
-    page.items.push_back(std::move(e));
-  }
-  FinishPage(&page, seqs, limit);
-  return page;
+  return ReadPage<AuditEntry>(s, "listing the audit log", limit,
+                             [](const Stmt& st, int64_t* seq) -> StatusOr<AuditEntry> {
+                               ASSIGN_OR_RETURN(AuditEntry e, ReadAudit(st));
+                               *seq = e.seq;
+                               return e;
+                             });
 }
 
 // ---------------------------------------------------------------- decision log
@@ -1096,16 +1085,12 @@ StatusOr<Page<DecisionRow>> SqliteStore::Query(const DecisionQuery& q) {
   if (!q.action.empty()) s.Bind(6, q.action);
   if (q.since > 0) s.Bind(7, q.since);
   if (q.until > 0) s.Bind(8, q.until);
-  Page<DecisionRow> page;
-  std::vector<int64_t> seqs;
-  while (true) {
-    ASSIGN_OR_RETURN(bool row, s.Step("querying the decision log"));
-    if (!row) break;
-    page.items.push_back(ReadDecision(s));
-    seqs.push_back(page.items.back().seq);
-  }
-  FinishPage(&page, seqs, limit);
-  return page;
+  return ReadPage<DecisionRow>(s, "querying the decision log", limit,
+                              [](const Stmt& st, int64_t* seq) -> StatusOr<DecisionRow> {
+                                DecisionRow d = ReadDecision(st);
+                                *seq = d.seq;
+                                return d;
+                              });
 }
 
 StatusOr<int64_t> SqliteStore::Prune(int64_t max_age_ms, int64_t max_rows, int batch_size) {
