@@ -1,7 +1,9 @@
 #include "server/app.h"
 
 #include <chrono>
+#include <algorithm>
 #include <cstdio>
+#include <map>
 
 #include "common/crypto.h"
 #include "common/ids.h"
@@ -15,8 +17,7 @@ constexpr char kSessionCookie[] = "warden_session";
 constexpr char kCsrfHeader[] = "X-CSRF-Token";
 constexpr int kPruneBatch = 1000;
 
-thread_local std::chrono::steady_clock::time_point t_request_start;
-thread_local std::string t_request_id;
+thread_local std::chrono::steady_clock::time_point t_request_start;  // the TLS front
 
 std::string CookieValue(const httplib::Request& req, const std::string& name) {
   std::string cookies = req.get_header_value("Cookie");
@@ -105,29 +106,63 @@ Status App::Init(std::string* admin_password_out) {
 }
 
 StatusOr<int> App::Bind() {
-  if (!config_.tls_cert.empty()) {
-    auto ssl = std::make_unique<httplib::SSLServer>(config_.tls_cert.c_str(), config_.tls_key.c_str());
-    if (!ssl->is_valid()) return InvalidArgumentError("cannot load the TLS certificate or key", "tls_cert");
-    http_ = std::move(ssl);
-  } else {
-    http_ = std::make_unique<httplib::Server>();
-  }
-  const int threads = config_.threads;
-  http_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-  http_->set_tcp_nodelay(true);
-  http_->set_keep_alive_max_count(1'000'000);
-  http_->set_keep_alive_timeout(30);
-  http_->set_read_timeout(30);
-  http_->set_payload_max_length(static_cast<size_t>(config_.payload_limit));
+  // The hot path first, so the router tries one regex before it.
+  Route("POST", "/v1/check", [this](const httplib::Request& req, httplib::Response& res) { HandleCheck(req, res); });
+  RegisterAuthRoutes();
+  RegisterAccountRoutes();
+  RegisterCheckRoutes();
+  RegisterOpsRoutes();
 
-  http_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+  StatusOr<int> port = Status();
+  if (!config_.tls_cert.empty()) {
+    port = BindTls();
+  } else {
+    EventServer::Options options;
+    options.host = config_.Host();
+    options.port = config_.Port();
+    options.max_body = static_cast<size_t>(config_.payload_limit);
+    options.workers = std::clamp(config_.threads, 2, 16);
+    EventServer::Hooks hooks;
+    hooks.is_inline = [](const httplib::Request& req) { return req.path == "/v1/check" && req.method == "POST"; };
+    hooks.handle_inline = [this](httplib::Request& req, httplib::Response& res) { DecideInline(req, res); };
+    hooks.end_batch = [this] { CommitInline(); };
+    hooks.handle = [this](httplib::Request& req, httplib::Response& res) { Dispatch(req, res); };
+    hooks.log = [this](const httplib::Request& req, const httplib::Response& res, double seconds) {
+      LogRequest(req, res, seconds, res.get_header_value("X-Request-Id"));
+    };
+    hooks.error = [](httplib::Response& res, int status, const std::string& message) {
+      static const std::map<int, std::string> codes = {
+          {411, "length_required"}, {413, "payload_too_large"}, {431, "headers_too_large"}, {500, "internal"}};
+      auto it = codes.find(status);
+      WriteError(res, status, it == codes.end() ? "invalid_argument" : it->second, message,
+                 status == 413 ? "body" : "");
+    };
+    front_ = std::make_unique<EventServer>(options, std::move(hooks));
+    port = front_->Bind();
+  }
+  if (!port.ok()) return port.status();
+  maintenance_ = std::thread([this] { MaintenanceLoop(); });
+  return port;
+}
+
+StatusOr<int> App::BindTls() {
+  auto ssl = std::make_unique<httplib::SSLServer>(config_.tls_cert.c_str(), config_.tls_key.c_str());
+  if (!ssl->is_valid()) return InvalidArgumentError("cannot load the TLS certificate or key", "tls_cert");
+  tls_ = std::move(ssl);
+  const int threads = config_.threads;
+  tls_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  tls_->set_tcp_nodelay(true);
+  tls_->set_keep_alive_max_count(1'000'000);
+  tls_->set_keep_alive_timeout(30);
+  tls_->set_read_timeout(30);
+  tls_->set_payload_max_length(static_cast<size_t>(config_.payload_limit));
+
+  tls_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     t_request_start = std::chrono::steady_clock::now();
-    t_request_id = req.get_header_value("X-Request-Id");
-    if (t_request_id.empty() || t_request_id.size() > 128) t_request_id = NewUlid(clock_);
-    res.set_header("X-Request-Id", t_request_id);
+    SetRequestId(req, res);
     return httplib::Server::HandlerResponse::Unhandled;
   });
-  http_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+  tls_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
     switch (res.status) {
       case 404: WriteError(res, 404, "not_found", "no such endpoint: " + req.method + " " + req.path); break;
@@ -136,42 +171,74 @@ StatusOr<int> App::Bind() {
       default: WriteError(res, res.status, "invalid_argument", "the request could not be processed"); break;
     }
   });
-  http_->set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+  tls_->set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
     WriteError(res, 500, "internal", "internal error");
   });
-  const bool access_log = config_.access_log;
-  http_->set_logger([this, access_log](const httplib::Request& req, const httplib::Response& res) {
+  tls_->set_logger([this](const httplib::Request& req, const httplib::Response& res) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_request_start).count();
-    metrics_.request_seconds.Observe(secs);
-    if (!access_log) return;
-    // Never the query string or a body: they may carry secrets.
-    std::fprintf(stderr, "%s %s %s %d %.3fms rid=%s\n", FormatTimestamp(clock_.NowMillis()).c_str(),
-                 req.method.c_str(), req.path.c_str(), res.status, secs * 1000, t_request_id.c_str());
+    LogRequest(req, res, secs, res.get_header_value("X-Request-Id"));
   });
-
-  // The hot path is the first POST route, so the router tries one regex before it. (A
-  // pre-routing handler would be cheaper still, but httplib reads the body only after it.)
-  http_->Post("/v1/check", [this](const httplib::Request& req, httplib::Response& res) { HandleCheck(req, res); });
-  RegisterAuthRoutes();
-  RegisterAccountRoutes();
-  RegisterCheckRoutes();
-  RegisterOpsRoutes();
-
+  for (const RouteEntry& r : routes_) {
+    if (r.method == "GET") tls_->Get(r.pattern, r.handler);
+    else if (r.method == "POST") tls_->Post(r.pattern, r.handler);
+    else if (r.method == "PUT") tls_->Put(r.pattern, r.handler);
+    else if (r.method == "PATCH") tls_->Patch(r.pattern, r.handler);
+    else if (r.method == "DELETE") tls_->Delete(r.pattern, r.handler);
+  }
   int port = config_.Port();
   if (port == 0) {
-    port = http_->bind_to_any_port(config_.Host());
-  } else if (!http_->bind_to_port(config_.Host(), port)) {
+    port = tls_->bind_to_any_port(config_.Host());
+  } else if (!tls_->bind_to_port(config_.Host(), port)) {
     port = -1;
   }
   if (port < 0) return UnavailableError("cannot listen on " + config_.listen);
-  maintenance_ = std::thread([this] { MaintenanceLoop(); });
   return port;
 }
 
-void App::Serve() { http_->listen_after_bind(); }
+void App::Route(const std::string& method, const std::string& pattern, httplib::Server::Handler handler) {
+  routes_.push_back(RouteEntry{method, pattern, std::regex(pattern), std::move(handler)});
+}
+
+void App::Dispatch(httplib::Request& req, httplib::Response& res) {
+  SetRequestId(req, res);
+  try {
+    for (const RouteEntry& r : routes_) {
+      if (r.method == req.method && std::regex_match(req.path, req.matches, r.regex)) {
+        r.handler(req, res);
+        if (res.status < 0) res.status = 200;
+        return;
+      }
+    }
+    WriteError(res, 404, "not_found", "no such endpoint: " + req.method + " " + req.path);
+  } catch (...) {
+    WriteError(res, 500, "internal", "internal error");
+  }
+}
+
+void App::SetRequestId(const httplib::Request& req, httplib::Response& res) {
+  std::string id = req.get_header_value("X-Request-Id");
+  if (id.empty() || id.size() > 128) id = NewUlid(clock_);
+  res.set_header("X-Request-Id", id);
+}
+
+void App::LogRequest(const httplib::Request& req, const httplib::Response& res, double seconds,
+                     const std::string& request_id) {
+  metrics_.request_seconds.Observe(seconds);
+  if (!config_.access_log) return;
+  // Never the query string or a body: they may carry secrets.
+  std::fprintf(stderr, "%s %s %s %d %.3fms rid=%s\n", FormatTimestamp(clock_.NowMillis()).c_str(),
+               req.method.empty() ? "-" : req.method.c_str(), req.path.empty() ? "-" : req.path.c_str(),
+               res.status, seconds * 1000, request_id.c_str());
+}
+
+void App::Serve() {
+  if (front_) front_->Serve();
+  else if (tls_) tls_->listen_after_bind();
+}
 
 void App::Stop() {
-  if (http_) http_->stop();
+  if (front_) front_->Stop();
+  if (tls_) tls_->stop();
   {
     std::lock_guard<std::mutex> lock(maint_mu_);
     stopping_ = true;
@@ -246,11 +313,7 @@ void App::Admin(const std::string& method, const std::string& pattern, AdminHand
     Status st = handler(req, res, *caller);
     if (!st.ok()) WriteError(res, st);
   };
-  if (method == "GET") http_->Get(pattern, wrapped);
-  else if (method == "POST") http_->Post(pattern, wrapped);
-  else if (method == "PUT") http_->Put(pattern, wrapped);
-  else if (method == "PATCH") http_->Patch(pattern, wrapped);
-  else if (method == "DELETE") http_->Delete(pattern, wrapped);
+  Route(method, pattern, std::move(wrapped));
 }
 
 StatusOr<Caller> App::Authenticate(const httplib::Request& req) {

@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <regex>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -28,6 +29,7 @@
 #include "engine/engine.h"
 #include "server/config.h"
 #include "server/decision_logger.h"
+#include "server/event_server.h"
 #include "server/metrics.h"
 #include "server/policy_manager.h"
 #include "server/token_verifier.h"
@@ -87,7 +89,9 @@ class App {
   Metrics& metrics() { return metrics_; }
 
  private:
-  // Routes.
+  // Routes. Route() adds one to the table both HTTP fronts serve (the event loop for plain
+  // HTTP, httplib's SSLServer under TLS); patterns are regexes matched against the whole path.
+  void Route(const std::string& method, const std::string& pattern, httplib::Server::Handler handler);
   void RegisterAuthRoutes();
   void RegisterAccountRoutes();
   void RegisterCheckRoutes();
@@ -108,8 +112,24 @@ class App {
                           std::string target_id, std::string target_name,
                           nlohmann::json details = nlohmann::json::object()) const;
 
-  // Check path.
+  // The plain-HTTP front's handler of every route but the check: sets X-Request-Id, finds
+  // the route (filling req.matches) and answers 404 when there is none.
+  void Dispatch(httplib::Request& req, httplib::Response& res);
+  // X-Request-Id of the answer: the caller's (when 1-128 chars) or a new ULID.
+  void SetRequestId(const httplib::Request& req, httplib::Response& res);
+  void LogRequest(const httplib::Request& req, const httplib::Response& res, double seconds,
+                  const std::string& request_id);
+  StatusOr<int> BindTls();
+
+  // Check path. DecideCheck parses and decides a check, writes the answer into `res` and
+  // appends the decision-log rows to `rows`; the answer may only be sent once those rows are
+  // committed (else it must become a 503). Errors write `res` and append nothing.
+  void DecideCheck(const httplib::Request& req, httplib::Response& res, std::vector<store::DecisionRow>* rows);
+  // DecideCheck and a commit of its own (the TLS front, one thread per connection).
   void HandleCheck(const httplib::Request& req, httplib::Response& res);
+  // The event loop's batch: every check answered in one pass, committed together.
+  void DecideInline(httplib::Request& req, httplib::Response& res);
+  void CommitInline();
 
   void MaintenanceLoop();
   // After a policy swap: compiles every account's policy against the new catalog and keeps
@@ -127,7 +147,18 @@ class App {
   TokenVerifier verifier_;
   std::unique_ptr<DecisionLogger> logger_;
   LoginLimiter limiter_;
-  std::unique_ptr<httplib::Server> http_;
+  struct RouteEntry {
+    std::string method;
+    std::string pattern;
+    std::regex regex;
+    httplib::Server::Handler handler;
+  };
+  std::vector<RouteEntry> routes_;  // written before serving, then read-only
+  std::unique_ptr<EventServer> front_;  // plain HTTP
+  std::unique_ptr<httplib::Server> tls_;  // HTTPS
+  // The event loop's current batch (loop thread only).
+  std::vector<store::DecisionRow> batch_rows_;
+  std::vector<httplib::Response*> batch_answers_;
   std::string tenant_id_ = store::kDefaultTenantId;
   std::atomic<std::shared_ptr<const std::string>> tenant_token_;
 

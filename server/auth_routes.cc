@@ -62,7 +62,7 @@ StatusOr<std::vector<std::string>> ParseRoles(const nlohmann::json& body,
 }  // namespace
 
 void App::RegisterAuthRoutes() {
-  http_->Post("/v1/auth/login", [this](const httplib::Request& req, httplib::Response& res) {
+  Route("POST", "/v1/auth/login", [this](const httplib::Request& req, httplib::Response& res) {
     const std::string addr = req.remote_addr;
     if (int64_t wait = limiter_.RetryAfter(addr); wait > 0) {
       res.set_header("Retry-After", std::to_string(wait));

@@ -126,7 +126,8 @@ nlohmann::json NullOr(const std::string& s) { return s.empty() ? nlohmann::json(
 
 }  // namespace
 
-void App::HandleCheck(const httplib::Request& req, httplib::Response& res) {
+void App::DecideCheck(const httplib::Request& req, httplib::Response& res,
+                      std::vector<store::DecisionRow>* log_rows) {
   const auto start = std::chrono::steady_clock::now();
   if (!IsJsonContentType(req)) return WriteError(res, UnsupportedMediaType("the body must be application/json"));
   nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
@@ -226,10 +227,6 @@ void App::HandleCheck(const httplib::Request& req, httplib::Response& res) {
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
   for (auto& row : rows) row.latency_us = latency_us;
 
-  // Durable before the answer (group commit). If the row cannot be written, nothing is allowed.
-  Status logged = logger_->Write(&rows);
-  if (!logged.ok()) return WriteError(res, logged);
-
   nlohmann::json results = nlohmann::json::array();
   for (size_t i = 0; i < rows.size(); ++i) {
     results.push_back({{"decision_id", rows[i].id},
@@ -255,6 +252,40 @@ void App::HandleCheck(const httplib::Request& req, httplib::Response& res) {
     out["rule"] = NullOr(rows[0].rule);
   }
   WriteJson(res, 200, out);
+  for (auto& row : rows) log_rows->push_back(std::move(row));
+}
+
+void App::HandleCheck(const httplib::Request& req, httplib::Response& res) {
+  std::vector<store::DecisionRow> rows;
+  DecideCheck(req, res, &rows);
+  if (rows.empty()) return;
+  // Durable before the answer (group commit). If the row cannot be written, nothing is allowed.
+  Status logged = logger_->Write(&rows);
+  if (!logged.ok()) WriteError(res, logged);
+}
+
+void App::DecideInline(httplib::Request& req, httplib::Response& res) {
+  SetRequestId(req, res);
+  const size_t before = batch_rows_.size();
+  try {
+    DecideCheck(req, res, &batch_rows_);
+  } catch (...) {
+    batch_rows_.resize(before);
+    WriteError(res, 500, "internal", "internal error");
+  }
+  if (batch_rows_.size() > before) batch_answers_.push_back(&res);
+}
+
+void App::CommitInline() {
+  if (batch_rows_.empty()) return;
+  // Durable before the answer: one transaction for every check of the pass. If the rows
+  // cannot be written, every answer of the batch becomes a 503 and nothing is allowed.
+  Status logged = logger_->Write(&batch_rows_);
+  if (!logged.ok()) {
+    for (httplib::Response* res : batch_answers_) WriteError(*res, logged);
+  }
+  batch_rows_.clear();
+  batch_answers_.clear();
 }
 
 void App::RegisterCheckRoutes() {

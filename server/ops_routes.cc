@@ -5,11 +5,11 @@
 namespace warden::server {
 
 void App::RegisterOpsRoutes() {
-  http_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+  Route("GET", "/healthz", [](const httplib::Request&, httplib::Response& res) {
     WriteJson(res, 200, {{"status", "ok"}});
   });
 
-  http_->Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+  Route("GET", "/readyz", [this](const httplib::Request&, httplib::Response& res) {
     Status store_ok = store_->Ping();
     bool policies_ok = policies_.Current() != nullptr;
     nlohmann::json body = {{"store", store_ok.ok() ? "ok" : store_ok.message()},
@@ -18,7 +18,7 @@ void App::RegisterOpsRoutes() {
     WriteJson(res, store_ok.ok() && policies_ok ? 200 : 503, body);
   });
 
-  http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+  Route("GET", "/metrics", [this](const httplib::Request&, httplib::Response& res) {
     auto snap = policies_.Current();
     res.set_content(metrics_.Render(snap ? snap->revision() : ""), "text/plain; version=0.0.4");
   });

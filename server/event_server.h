@@ -1,0 +1,125 @@
+// The plain-HTTP front of warden: one epoll event loop owns every connection, and a small
+// worker pool runs the handlers that may block.
+//
+// Why not httplib's server here: it runs one thread per keep-alive connection, so every
+// check costs several context switches (socket wake-up, group-commit hand-off, wake-up of
+// the answer), which on a 2-vCPU machine capped /v1/check near 8k requests/s. The loop
+// instead reads every ready connection, decides the "inline" requests (the check) itself,
+// lets the owner commit all of their decision-log rows in one transaction (`end_batch`), and
+// only then writes the answers. A batch is exactly the requests that arrived together, so
+// group commit needs no thread hand-off at all.
+//
+// HTTP/1.1 with keep-alive and pipelining (answers leave in request order), HTTP/1.0,
+// `Expect: 100-continue`, Content-Length bodies up to `max_body` (413 otherwise; chunked
+// request bodies get 411), headers up to 16 KiB (431). Idle connections close after
+// `idle_timeout_s`. TLS is not handled here (App uses httplib's SSLServer for it).
+//
+// Thread-safety: Bind() and Serve() from one thread; Stop() from any thread. The hooks run
+// on the loop thread (is_inline, handle_inline, end_batch, log) or on a worker (handle).
+#pragma once
+
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+
+namespace warden::server {
+
+class EventServer {
+ public:
+  struct Options {
+    std::string host = "127.0.0.1";
+    int port = 0;  // 0 picks a free port
+    size_t max_body = 1 << 20;
+    int idle_timeout_s = 30;
+    int workers = 8;
+    size_t max_connections = 10'000;
+  };
+  struct Hooks {
+    // Requests the loop answers itself (never blocking for long).
+    std::function<bool(const httplib::Request&)> is_inline;
+    std::function<void(httplib::Request&, httplib::Response&)> handle_inline;
+    // After the inline requests of one loop pass were handled and before any of their answers
+    // is written; may still change those answers.
+    std::function<void()> end_batch;
+    // Every other request, on a worker thread.
+    std::function<void(httplib::Request&, httplib::Response&)> handle;
+    // Once per answer, when it is queued for writing; `seconds` since the request was read.
+    std::function<void(const httplib::Request&, const httplib::Response&, double seconds)> log;
+    // Errors found before a request could be parsed (400, 411, 413, 431, 505).
+    std::function<void(httplib::Response&, int status, const std::string& message)> error;
+  };
+
+  EventServer(Options options, Hooks hooks);
+  ~EventServer();  // Stop()
+  EventServer(const EventServer&) = delete;
+  EventServer& operator=(const EventServer&) = delete;
+
+  // Binds and listens. Returns the bound port.
+  StatusOr<int> Bind();
+  // Runs the loop until Stop().
+  void Serve();
+  void Stop();
+
+ private:
+  struct Conn;
+  struct Inflight;  // an inline request waiting for end_batch
+  struct Done {     // a worker's finished request
+    uint64_t conn_id;
+    std::unique_ptr<httplib::Request> req;
+    httplib::Response res;
+    std::chrono::steady_clock::time_point start;
+    bool keep_alive;
+  };
+
+  void Accept();
+  void OnReadable(Conn& c);
+  void OnWritable(Conn& c);
+  // Parses and starts every complete request in c.in while c is not waiting for an answer.
+  void Process(Conn& c);
+  void RunBatch();
+  void DrainDone();
+  void Queue(Conn& c, const httplib::Request& req, httplib::Response& res,
+             std::chrono::steady_clock::time_point start, bool keep_alive);
+  void Fail(Conn& c, int status, const std::string& message);
+  void Flush(Conn& c);
+  // Closes c when it is finished (nothing to write or wait for, and closing or closed by the
+  // peer), else updates its epoll interest. c must not be used after.
+  void Settle(Conn& c);
+  void UpdateInterest(Conn& c);
+  void Close(uint64_t id);
+  void CloseIdle();
+  void WorkerLoop();
+
+  const Options options_;
+  const Hooks hooks_;
+  int listen_fd_ = -1;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;  // eventfd: worker results and Stop()
+  std::atomic<bool> stopping_{false};
+  uint64_t next_id_ = 2;  // 0 = listener, 1 = wake_fd_
+  std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns_;  // loop thread only
+  std::vector<std::unique_ptr<Inflight>> batch_;                // loop thread only
+  std::vector<uint64_t> ready_;  // connections with buffered requests to process next pass
+
+  std::mutex mu_;
+  std::condition_variable work_cv_;
+  std::deque<Done> work_;                   // guarded by mu_; requests for the workers
+  std::vector<Done> done_;                  // guarded by mu_
+  bool workers_stop_ = false;               // guarded by mu_
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace warden::server
