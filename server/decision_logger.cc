@@ -1,74 +1,96 @@
 #include "server/decision_logger.h"
 
 #include <chrono>
+#include <future>
 
 namespace warden::server {
 
 DecisionLogger::DecisionLogger(store::DecisionLog* log, Metrics* metrics)
-    : log_(log), metrics_(metrics) {}
+    : log_(log), metrics_(metrics), writer_([this] { WriterLoop(); }) {}
 
 DecisionLogger::~DecisionLogger() { Stop(); }
 
 void DecisionLogger::Stop() {
-  std::unique_lock<std::mutex> lock(mu_);
-  stopping_ = true;
-  idle_cv_.wait(lock, [&] { return !leader_active_ && queue_.empty(); });
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (writer_.joinable() && writer_.get_id() != std::this_thread::get_id()) writer_.join();
+}
+
+void DecisionLogger::Submit(std::vector<store::DecisionRow> rows, Done done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopping_) {
+      metrics_->decision_queue_depth.fetch_add(static_cast<int64_t>(rows.size()));
+      queue_.push_back(Pending{std::move(rows), std::move(done)});
+      cv_.notify_one();
+      return;
+    }
+  }
+  done(UnavailableError("the decision log is shutting down"));
+}
+
+std::optional<Status> DecisionLogger::TryWriteNow(std::vector<store::DecisionRow>* rows) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (busy_ || !queue_.empty() || stopping_) return std::nullopt;
+    busy_ = true;
+  }
+  Status st = Commit(rows);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    busy_ = false;
+    if (!queue_.empty() || stopping_) cv_.notify_one();
+  }
+  return st;
 }
 
 Status DecisionLogger::Write(std::vector<store::DecisionRow>* rows) {
-  Pending pending{rows, Status(), false, {}};
-  std::unique_lock<std::mutex> lock(mu_);
-  if (stopping_) return UnavailableError("the decision log is shutting down");
-  queue_.push_back(&pending);
-  metrics_->decision_queue_depth.fetch_add(static_cast<int64_t>(rows->size()));
-  // Wait until a leader committed our rows, or until we may lead (no commit in progress:
-  // either nobody was committing, or the last leader handed over to the oldest writer).
-  pending.cv.wait(lock, [&] { return pending.done || !leader_active_; });
-  if (pending.done) return pending.result;
-  leader_active_ = true;
-  std::vector<Pending*> batch(queue_.begin(), queue_.end());  // includes `pending`
-  queue_.clear();
-  CommitBatch(batch, &pending, lock);
-  return pending.result;
+  if (auto now = TryWriteNow(rows)) return *now;
+  std::promise<Status> result;
+  Submit(std::move(*rows), [&result](const Status& st) { result.set_value(st); });
+  return result.get_future().get();
 }
 
-void DecisionLogger::CommitBatch(std::vector<Pending*>& batch, Pending* self,
-                                 std::unique_lock<std::mutex>& lock) {
-  lock.unlock();
-  rows_.clear();
-  for (Pending* p : batch) {
-    for (auto& r : *p->rows) rows_.push_back(std::move(r));
+void DecisionLogger::WriterLoop() {
+  std::vector<Pending> batch;
+  std::vector<store::DecisionRow> rows;
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return (!queue_.empty() && !busy_) || (stopping_ && queue_.empty() && !busy_); });
+    if (queue_.empty()) return;  // stopping, and everything accepted is committed
+    busy_ = true;
+    batch.swap(queue_);
+    lock.unlock();
+    rows.clear();
+    for (auto& p : batch) {
+      for (auto& r : p.rows) rows.push_back(std::move(r));
+    }
+    metrics_->decision_queue_depth.fetch_sub(static_cast<int64_t>(rows.size()));
+    Status st = Commit(&rows);
+    Status result = st.ok() ? Status() : UnavailableError("the decision log cannot be written");
+    for (auto& p : batch) p.done(result);
+    batch.clear();
+    lock.lock();
+    busy_ = false;
   }
+}
+
+Status DecisionLogger::Commit(std::vector<store::DecisionRow>* rows) {
   auto start = std::chrono::steady_clock::now();
-  Status st = log_->AppendDecisions(&rows_);
+  Status st = log_->AppendDecisions(rows);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   metrics_->decision_commit_seconds.Observe(secs);
-  metrics_->decision_queue_depth.fetch_sub(static_cast<int64_t>(rows_.size()));
   if (st.ok()) {
     metrics_->decision_batches++;
-    metrics_->decision_rows += rows_.size();
-    metrics_->decision_last_batch_rows = rows_.size();
-  } else {
-    metrics_->decision_log_failures++;
+    metrics_->decision_rows += rows->size();
+    metrics_->decision_last_batch_rows = rows->size();
+    return st;
   }
-  // Give every writer its rows back (with seq filled) in submission order.
-  size_t next = 0;
-  for (Pending* p : batch) {
-    for (auto& r : *p->rows) r = std::move(rows_[next++]);
-  }
-  lock.lock();
-  for (Pending* p : batch) {
-    p->result = st.ok() ? Status() : UnavailableError("the decision log cannot be written");
-    p->done = true;
-    // Under mu_: a follower cannot return (and destroy its Pending) before we are done here.
-    if (p != self) p->cv.notify_one();
-  }
-  leader_active_ = false;
-  if (!queue_.empty()) {
-    queue_.front()->cv.notify_one();  // the oldest waiting writer leads the next batch
-  } else if (stopping_) {
-    idle_cv_.notify_all();
-  }
+  metrics_->decision_log_failures++;
+  return UnavailableError("the decision log cannot be written");
 }
 
 }  // namespace warden::server

@@ -1,21 +1,20 @@
-// Group commit for the decision log: handlers hand their rows to Write(), which blocks
-// until the batch holding them is committed. Concurrent rows share one transaction, so the
-// cost of a commit is spread over everything that arrived while the previous one ran.
-//
-// Leader/follower, no writer thread: the calling thread that finds no commit in progress
-// becomes the leader, takes everything queued (its own rows included), commits it, wakes
-// exactly the threads whose rows were in that batch (each waits on its own condition
-// variable), and hands the leadership to the oldest still-queued writer, if any. A lone
-// client therefore commits on its own thread with no thread hand-off (two context switches
-// fewer per check than a dedicated writer thread), and under load batches form exactly as
-// before while the leader's commit runs.
-// Thread-safety: Write() may be called from any number of threads.
+// Group commit for the decision log. Rows reach the log in one of two ways:
+//  - TryWriteNow(): when no commit is running or queued, the caller commits its rows on its
+//    own thread (a lone client pays no thread hand-off);
+//  - Submit(): otherwise the rows are queued for the writer thread, which commits everything
+//    queued in one transaction and then runs each submitter's callback. The event loop keeps
+//    reading and deciding while a commit runs, so under load every commit carries what
+//    arrived during the previous one (fewer, larger transactions: far fewer WAL pages per row).
+// Write() is Submit() plus a wait, for callers that own a thread per request (the TLS front).
+// Thread-safety: every method may be called from any thread.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
+#include <functional>
 #include <mutex>
+#include <optional>
+#include <thread>
 #include <vector>
 
 #include "common/status.h"
@@ -26,33 +25,38 @@ namespace warden::server {
 
 class DecisionLogger {
  public:
-  DecisionLogger(store::DecisionLog* log, Metrics* metrics);
-  ~DecisionLogger();  // Stop()
+  // Runs on the writer thread (or inline, when the logger is stopping) with OK once the rows
+  // are committed, or Unavailable: the submitter must then not allow anything.
+  using Done = std::function<void(const Status&)>;
 
-  // Appends `rows` and returns once they are committed (OK) or the batch failed
-  // (Unavailable: the caller must then not allow anything).
+  DecisionLogger(store::DecisionLog* log, Metrics* metrics);  // starts the writer thread
+  ~DecisionLogger();                                          // Stop()
+
+  void Submit(std::vector<store::DecisionRow> rows, Done done);
+  // Commits `rows` on the calling thread if nothing is being committed or queued; nullopt
+  // (rows untouched) otherwise.
+  std::optional<Status> TryWriteNow(std::vector<store::DecisionRow>* rows);
+  // Submit and wait.
   Status Write(std::vector<store::DecisionRow>* rows);
-  // New writes fail with Unavailable; waits until every accepted write is committed.
+  // New submissions fail with Unavailable; commits what is queued, then joins the writer.
   void Stop();
 
  private:
   struct Pending {
-    std::vector<store::DecisionRow>* rows;
-    Status result;
-    bool done = false;
-    std::condition_variable cv;  // signalled (under mu_) when done or made leader
+    std::vector<store::DecisionRow> rows;
+    Done done;
   };
-  // Commits `batch` (mu_ not held), then marks it done under `lock` and wakes its writers.
-  void CommitBatch(std::vector<Pending*>& batch, Pending* self, std::unique_lock<std::mutex>& lock);
+  void WriterLoop();
+  Status Commit(std::vector<store::DecisionRow>* rows);
 
   store::DecisionLog* log_;
   Metrics* metrics_;
   std::mutex mu_;
-  std::condition_variable idle_cv_;  // Stop() waits on it for the last commit
-  std::deque<Pending*> queue_;       // guarded by mu_; writers not yet in a committed batch
-  bool leader_active_ = false;       // guarded by mu_; a commit is in progress
-  bool stopping_ = false;            // guarded by mu_
-  std::vector<store::DecisionRow> rows_;  // the leader's batch buffer (only the leader uses it)
+  std::condition_variable cv_;
+  std::vector<Pending> queue_;  // guarded by mu_
+  bool busy_ = false;           // guarded by mu_; a commit is running
+  bool stopping_ = false;       // guarded by mu_
+  std::thread writer_;
 };
 
 }  // namespace warden::server

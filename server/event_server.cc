@@ -190,6 +190,7 @@ void EventServer::Stop() {
 
 void EventServer::Serve() {
   if (epoll_fd_ < 0) return;
+  loop_thread_ = std::this_thread::get_id();
   for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
   constexpr int kMaxEvents = 256;
   epoll_event events[kMaxEvents];
@@ -431,12 +432,23 @@ void EventServer::Process(Conn& c) {
 
 void EventServer::RunBatch() {
   if (batch_.empty()) return;
-  if (hooks_.end_batch) hooks_.end_batch();
-  std::vector<std::unique_ptr<Inflight>> batch;
-  batch.swap(batch_);
+  auto batch = std::make_shared<Batch>(std::move(batch_));
+  batch_.clear();
+  hooks_.end_batch([this, batch] {
+    if (std::this_thread::get_id() == loop_thread_) return SendBatch(*batch);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      finished_.push_back(batch);
+    }
+    uint64_t one = 1;
+    (void)!::write(wake_fd_, &one, sizeof one);
+  });
+}
+
+void EventServer::SendBatch(Batch& batch) {
   for (auto& f : batch) {
     auto it = conns_.find(f->conn_id);
-    if (it == conns_.end()) continue;
+    if (it == conns_.end()) continue;  // closed while its rows were committed
     Queue(*it->second, *f->req, f->res, f->start, f->keep_alive);
     Settle(*it->second);
   }
@@ -444,10 +456,13 @@ void EventServer::RunBatch() {
 
 void EventServer::DrainDone() {
   std::vector<Done> done;
+  std::vector<std::shared_ptr<Batch>> finished;
   {
     std::lock_guard<std::mutex> lock(mu_);
     done.swap(done_);
+    finished.swap(finished_);
   }
+  for (auto& batch : finished) SendBatch(*batch);
   for (auto& d : done) {
     auto it = conns_.find(d.conn_id);
     if (it == conns_.end()) continue;  // closed while the worker ran

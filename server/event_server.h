@@ -51,9 +51,10 @@ class EventServer {
     // Requests the loop answers itself (never blocking for long).
     std::function<bool(const httplib::Request&)> is_inline;
     std::function<void(httplib::Request&, httplib::Response&)> handle_inline;
-    // After the inline requests of one loop pass were handled and before any of their answers
-    // is written; may still change those answers.
-    std::function<void()> end_batch;
+    // After the inline requests of one loop pass were handled. Their answers are held until
+    // the hook calls `done` (exactly once, from any thread, at once or later); until then the
+    // hook may still change them. The loop keeps serving other connections meanwhile.
+    std::function<void(std::function<void()> done)> end_batch;
     // Every other request, on a worker thread.
     std::function<void(httplib::Request&, httplib::Response&)> handle;
     // Once per answer, when it is queued for writing; `seconds` since the request was read.
@@ -76,6 +77,7 @@ class EventServer {
  private:
   struct Conn;
   struct Inflight;  // an inline request waiting for end_batch
+  using Batch = std::vector<std::unique_ptr<Inflight>>;
   struct Done {     // a worker's finished request
     uint64_t conn_id;
     std::unique_ptr<httplib::Request> req;
@@ -90,6 +92,7 @@ class EventServer {
   // Parses and starts every complete request in c.in while c is not waiting for an answer.
   void Process(Conn& c);
   void RunBatch();
+  void SendBatch(Batch& batch);
   void DrainDone();
   void Queue(Conn& c, const httplib::Request& req, httplib::Response& res,
              std::chrono::steady_clock::time_point start, bool keep_alive);
@@ -111,13 +114,15 @@ class EventServer {
   std::atomic<bool> stopping_{false};
   uint64_t next_id_ = 2;  // 0 = listener, 1 = wake_fd_
   std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns_;  // loop thread only
-  std::vector<std::unique_ptr<Inflight>> batch_;                // loop thread only
+  Batch batch_;                                                  // loop thread only
   std::vector<uint64_t> ready_;  // connections with buffered requests to process next pass
 
   std::mutex mu_;
   std::condition_variable work_cv_;
   std::deque<Done> work_;                   // guarded by mu_; requests for the workers
   std::vector<Done> done_;                  // guarded by mu_
+  std::vector<std::shared_ptr<Batch>> finished_;  // guarded by mu_; batches released by end_batch
+  std::thread::id loop_thread_;
   bool workers_stop_ = false;               // guarded by mu_
   std::vector<std::thread> workers_;
 };

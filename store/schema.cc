@@ -149,10 +149,22 @@ DROP INDEX decision_log_tenant;
 DROP INDEX decision_log_time;
 )sql";
 
+// Version 3. Decision rows are appended to a journal file first and moved into decision_log
+// in large transactions (store/decision_journal.h); this row says how far the journal of
+// which generation has been moved, updated in the same transaction as the rows.
+constexpr char kV3[] = R"sql(
+CREATE TABLE decision_journal (
+  id         INTEGER PRIMARY KEY CHECK (id = 1),
+  generation INTEGER NOT NULL,
+  offset     INTEGER NOT NULL
+);
+INSERT INTO decision_journal (id, generation, offset) VALUES (1, 0, 0);
+)sql";
+
 }  // namespace
 
 const std::vector<const char*>& Migrations() {
-  static const std::vector<const char*> kMigrations = {kV1, kV2};
+  static const std::vector<const char*> kMigrations = {kV1, kV2, kV3};
   return kMigrations;
 }
 

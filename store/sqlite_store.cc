@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <filesystem>
 #include <limits>
 #include <system_error>
@@ -333,7 +334,15 @@ int SqliteStore::SchemaVersion() { return static_cast<int>(Migrations().size());
 SqliteStore::SqliteStore(std::string path, const Clock& clock, Options options)
     : path_(std::move(path)), clock_(clock), options_(options) {}
 
-SqliteStore::~SqliteStore() = default;
+SqliteStore::~SqliteStore() {
+  {
+    std::lock_guard<std::mutex> lock(ingester_mu_);
+    ingester_stop_ = true;
+  }
+  ingester_cv_.notify_all();
+  if (ingester_.joinable()) ingester_.join();
+  if (journal_) (void)FlushDecisions();  // what is left stays in the journal for the next Open
+}
 
 namespace {
 
@@ -413,7 +422,106 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path
     RETURN_IF_ERROR(c->Exec("PRAGMA query_only = ON", "configuring a reader"));
     store->readers_.push_back(std::move(c));
   }
+  RETURN_IF_ERROR(store->OpenJournal());
   return store;
+}
+
+Status SqliteStore::OpenJournal() {
+  ASSIGN_OR_RETURN(journal_, DecisionJournal::Open(path_ + "-decisions"));
+  int64_t generation = 0, offset = 0;
+  {
+    auto r = AcquireReader();
+    ASSIGN_OR_RETURN(Stmt s, r->Prepare("SELECT generation, offset FROM decision_journal WHERE id = 1"));
+    ASSIGN_OR_RETURN(bool row, s.Step("reading the decision journal position"));
+    if (row) {
+      generation = s.Int(0);
+      offset = s.Int(1);
+    }
+  }
+  // Another generation means the journal was started over after everything in the old one
+  // had been moved (the position is saved just after that): move the new one from its start.
+  ingested_ = generation == journal_->generation() && offset >= DecisionJournal::kHeaderBytes &&
+                      offset <= journal_->end()
+                  ? offset
+                  : DecisionJournal::kHeaderBytes;
+  ingested_pos_ = ingested_;
+  RETURN_IF_ERROR(FlushDecisions());
+  if (generation != journal_->generation() || offset != ingested_) {
+    RETURN_IF_ERROR(InsertDecisions({}, journal_->generation(), ingested_));  // a new journal
+  }
+  {
+    auto r = AcquireReader();
+    ASSIGN_OR_RETURN(Stmt s, r->Prepare("SELECT MAX(COALESCE((SELECT MAX(seq) FROM decision_log), 0), "
+                                        "COALESCE((SELECT seq FROM sqlite_sequence WHERE name = "
+                                        "'decision_log'), 0))"));
+    ASSIGN_OR_RETURN(bool row, s.Step("reading the last decision seq"));
+    std::lock_guard<std::mutex> lock(append_mu_);
+    next_seq_ = (row ? s.Int(0) : 0) + 1;
+  }
+  ingester_ = std::thread([this] { IngestLoop(); });
+  return Status::Ok();
+}
+
+void SqliteStore::IngestLoop() {
+  std::unique_lock<std::mutex> lock(ingester_mu_);
+  while (!ingester_cv_.wait_for(lock, std::chrono::milliseconds(50), [this] { return ingester_stop_; })) {
+    lock.unlock();
+    (void)FlushDecisions();  // on failure the rows stay journaled; the next pass retries
+    lock.lock();
+  }
+}
+
+Status SqliteStore::FlushDecisions() {
+  constexpr size_t kRowsPerTransaction = 5000;
+  constexpr int64_t kStartOverBytes = 8 << 20;
+  std::lock_guard<std::mutex> lock(ingest_mu_);
+  // Up to what was appended when we started: appenders may be faster than this.
+  const int64_t target = journal_->end();
+  while (ingested_ < target) {
+    std::vector<DecisionRow> rows;
+    ASSIGN_OR_RETURN(int64_t next, journal_->Read(ingested_, kRowsPerTransaction, &rows));
+    RETURN_IF_ERROR(InsertDecisions(rows, journal_->generation(), next));
+    ingested_ = next;
+    ingested_pos_ = next;
+  }
+  if (journal_->end() >= kStartOverBytes) {
+    std::lock_guard<std::mutex> append(append_mu_);  // holds off AppendDecisions briefly
+    if (ingested_ == journal_->end()) {
+      RETURN_IF_ERROR(journal_->Reset());
+      ingested_ = DecisionJournal::kHeaderBytes;
+      ingested_pos_ = ingested_;
+      RETURN_IF_ERROR(InsertDecisions({}, journal_->generation(), ingested_));
+    }
+  }
+  return Status::Ok();
+}
+
+Status SqliteStore::InsertDecisions(const std::vector<DecisionRow>& rows, uint32_t generation, int64_t next) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  Connection& c = *log_;
+  Transaction tx(&c);
+  RETURN_IF_ERROR(tx.status());
+  ASSIGN_OR_RETURN(Stmt s, c.Prepare(
+                               "INSERT OR IGNORE INTO decision_log (seq, id, time, tenant_id, "
+                               "principal_type, principal_id, principal_name, token_id, model, "
+                               "action, resource_id, allowed, reason, rule, eval_error, "
+                               "policy_revision, client_addr, method, path, request_id, "
+                               "latency_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                               "?, ?, ?, ?, ?, ?)"));
+  for (const DecisionRow& d : rows) {
+    s.Reset();
+    s.Bind(1, d.seq).Bind(2, d.id).Bind(3, d.time);
+    s.Bind(4, d.tenant_id).Bind(5, d.principal_type).Bind(6, d.principal_id);
+    s.Bind(7, d.principal_name).Bind(8, d.token_id).Bind(9, d.model).Bind(10, d.action);
+    s.Bind(11, d.resource_id).Bind(12, d.allowed).Bind(13, d.reason).Bind(14, d.rule);
+    s.Bind(15, d.eval_error).Bind(16, d.policy_revision).Bind(17, d.client_addr);
+    s.Bind(18, d.method).Bind(19, d.path).Bind(20, d.request_id).Bind(21, d.latency_us);
+    RETURN_IF_ERROR(s.Run("moving a journaled decision"));
+  }
+  ASSIGN_OR_RETURN(Stmt pos, c.Prepare("UPDATE decision_journal SET generation = ?, offset = ? WHERE id = 1"));
+  pos.Bind(1, static_cast<int64_t>(generation)).Bind(2, next);
+  RETURN_IF_ERROR(pos.Run("saving the decision journal position"));
+  return tx.Commit();
 }
 
 int64_t SqliteStore::WalSizeBytes() const {
@@ -425,9 +533,22 @@ int64_t SqliteStore::WalSizeBytes() const {
 Status SqliteStore::Checkpoint() {
   std::lock_guard<std::mutex> lock(checkpointer_->mu());
   sqlite3* db = checkpointer_->raw();
-  int rc = sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  int log_frames = 0, backfilled = 0;
+  int rc = sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, &log_frames, &backfilled);
   if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
     return SqliteError(rc, "checkpointing the WAL", sqlite3_errmsg(db));
+  }
+  if (rc == SQLITE_OK && backfilled < log_frames) {
+    // Writers appended while that ran (they are never blocked by it). Under constant load
+    // the WAL would then never be fully copied, so never start over from its beginning, and
+    // would grow until the TRUNCATE below, which holds off writers for a long copy. Copying
+    // the short tail with writers held off leaves the WAL fully checkpointed, and the next
+    // commit restarts it from the beginning of the file.
+    std::lock_guard<std::mutex> write_lock(write_mu_);
+    rc = sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+      return SqliteError(rc, "checkpointing the WAL", sqlite3_errmsg(db));
+    }
   }
   if (WalSizeBytes() > options_.wal_truncate_bytes) {
     std::lock_guard<std::mutex> write_lock(write_mu_);
@@ -1026,43 +1147,32 @@ StatusOr<Page<AuditEntry>> SqliteStore::List(const AuditQuery& query) {
 
 Status SqliteStore::AppendDecisions(std::vector<DecisionRow>* rows) {
   if (rows->empty()) return Status::Ok();
-  std::lock_guard<std::mutex> lock(write_mu_);
-  Connection& c = *log_;
-  Transaction tx(&c);
-  RETURN_IF_ERROR(tx.status());
+  // Back-pressure: an appender that outruns the background mover helps it, so the journal
+  // stays small (a check path never gets near this; a bulk loader does).
+  constexpr int64_t kMaxBacklogBytes = 16 << 20;
+  if (journal_->end() - ingested_pos_.load() > kMaxBacklogBytes) RETURN_IF_ERROR(FlushDecisions());
   const int64_t now = clock_.NowMillis();
-  std::vector<int64_t> seqs;
-  seqs.reserve(rows->size());
-  ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-                               "INSERT INTO decision_log (id, time, tenant_id, principal_type, "
-                               "principal_id, principal_name, token_id, model, action, "
-                               "resource_id, allowed, reason, rule, eval_error, "
-                               "policy_revision, client_addr, method, path, request_id, "
-                               "latency_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                               "?, ?, ?, ?, ?, ?)"));
+  std::lock_guard<std::mutex> lock(append_mu_);
+  // seq is given here, in journal order, so rows reach decision_log in seq order and a
+  // reader only ever sees a prefix of it (paging never skips a row).
+  int64_t seq = next_seq_;
   for (DecisionRow& d : *rows) {
-    s.Reset();
-    s.Bind(1, d.id.empty() ? NewUlid(clock_) : d.id).Bind(2, d.time == 0 ? now : d.time);
-    s.Bind(3, d.tenant_id).Bind(4, d.principal_type).Bind(5, d.principal_id);
-    s.Bind(6, d.principal_name).Bind(7, d.token_id).Bind(8, d.model).Bind(9, d.action);
-    s.Bind(10, d.resource_id).Bind(11, d.allowed).Bind(12, d.reason).Bind(13, d.rule);
-    s.Bind(14, d.eval_error).Bind(15, d.policy_revision).Bind(16, d.client_addr);
-    s.Bind(17, d.method).Bind(18, d.path).Bind(19, d.request_id).Bind(20, d.latency_us);
-    RETURN_IF_ERROR(s.Run("appending a decision"));
-    seqs.push_back(c.LastInsertRowid());
-  }
-  RETURN_IF_ERROR(tx.Commit());
-  // Only a committed batch gets its seqs, ids and times filled in.
-  for (size_t i = 0; i < rows->size(); ++i) {
-    DecisionRow& d = (*rows)[i];
-    d.seq = seqs[i];
+    d.seq = seq++;
+    if (d.id.empty()) d.id = NewUlid(clock_);
     if (d.time == 0) d.time = now;
   }
+  Status st = journal_->Append(*rows);
+  if (!st.ok()) {
+    for (DecisionRow& d : *rows) d.seq = 0;
+    return st;
+  }
+  next_seq_ = seq;
   return Status::Ok();
 }
 
 StatusOr<Page<DecisionRow>> SqliteStore::Query(const DecisionQuery& q) {
   if (q.tenant_id.empty()) return InvalidArgumentError("tenant_id is required", "tenant_id");
+  (void)FlushDecisions();  // reads see every appended row; on failure, what is committed
   ASSIGN_OR_RETURN(int64_t before, DecodeCursor(q.cursor));
   const int limit = ClampLimit(q.limit);
   // Constant fragments, bound values. "+time" keeps the planner on the seq-ordered indexes
@@ -1132,6 +1242,7 @@ StatusOr<int64_t> SqliteStore::Prune(int64_t max_age_ms, int64_t max_rows, int b
 
 StatusOr<int64_t> SqliteStore::CountDecisions(const std::string& tenant_id,
                                               const std::string& principal_id) {
+  (void)FlushDecisions();
   auto r = AcquireReader();
   ASSIGN_OR_RETURN(Stmt s, r->Prepare(principal_id.empty()
                                           ? "SELECT COUNT(*) FROM decision_log WHERE "

@@ -4,11 +4,15 @@
 // transactions; a database whose schema is newer than this code is refused). Connections:
 //   - admin writer (synchronous=FULL): every admin change is fsynced before it is
 //     acknowledged.
-//   - decision-log writer (synchronous=NORMAL): in WAL mode a commit is in the OS page cache
-//     before AppendDecisions returns, so it survives a crash of the process (kill -9), not a
-//     power loss; that is the durability the decision log promises, and it keeps group commit
-//     fast. The two writers share one in-process write mutex so they queue on it instead of
-//     sleeping in SQLite's busy handler.
+//   - decision-log writer (synchronous=NORMAL). AppendDecisions does not commit to SQLite: it
+//     appends the rows to the decision journal (`<database>-decisions`, decision_journal.h),
+//     which is in the OS page cache when it returns, so the rows survive a crash of the
+//     process (kill -9), not a power loss; that is the durability the decision log promises.
+//     A background thread moves journaled rows into decision_log every 50 ms in large
+//     transactions on this connection (and every read of the decision log does it first, so
+//     reads see every appended row); Open() moves what a crash left in the journal. The two
+//     writers share one in-process write mutex so they queue on it instead of sleeping in
+//     SQLite's busy handler.
 //   - a small pool of read-only connections, each with its own mutex, so reads never queue
 //     behind writes (WAL readers see the last committed snapshot).
 //   - a checkpoint connection used only by Checkpoint().
@@ -22,15 +26,18 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "store/decision_journal.h"
 #include "store/store.h"
 
 namespace warden::store {
@@ -71,6 +78,9 @@ class SqliteStore final : public Store {
 
   // PASSIVE checkpoint, then TRUNCATE when the WAL is larger than wal_truncate_bytes.
   Status Checkpoint();
+  // Moves every journaled decision row into the decision_log table (also done in the
+  // background every 50 ms, and before every read of the decision log).
+  Status FlushDecisions();
   // Size of the -wal file in bytes (0 when absent); for metrics and tests.
   int64_t WalSizeBytes() const;
   const std::string& path() const { return path_; }
@@ -168,6 +178,23 @@ class SqliteStore final : public Store {
   std::unique_ptr<Connection> checkpointer_;
   std::vector<std::unique_ptr<Connection>> readers_;
   mutable std::atomic<uint32_t> next_reader_{0};
+
+  // The decision journal (see decision_journal.h). Lock order: ingest_mu_, append_mu_,
+  // write_mu_.
+  Status OpenJournal();
+  // Inserts `rows` and records the journal position `next` in one transaction.
+  Status InsertDecisions(const std::vector<DecisionRow>& rows, uint32_t generation, int64_t next);
+  void IngestLoop();
+  std::unique_ptr<DecisionJournal> journal_;
+  std::mutex append_mu_;
+  int64_t next_seq_ = 1;  // guarded by append_mu_
+  std::mutex ingest_mu_;
+  int64_t ingested_ = 0;  // guarded by ingest_mu_: journal offset already in decision_log
+  std::atomic<int64_t> ingested_pos_{0};  // its last value, for AppendDecisions' back-pressure
+  std::mutex ingester_mu_;
+  std::condition_variable ingester_cv_;
+  bool ingester_stop_ = false;  // guarded by ingester_mu_
+  std::thread ingester_;
 };
 
 }  // namespace warden::store

@@ -6,11 +6,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -106,7 +109,22 @@ inline std::string Sqlite(const std::string& db, const std::string& sql) {
   return out;
 }
 
+// The server journals decision rows first and moves them into decision_log within ~50 ms
+// (store/decision_journal.h). Waits until the table holds everything journaled so far: the
+// saved journal position has reached the end of the journal file.
+inline void WaitForDecisionTable(const TestServer& server) {
+  const std::string db = DbPath(server);
+  for (int i = 0; i < 1000; ++i) {
+    std::error_code ec;
+    auto size = std::filesystem::file_size(db + "-decisions", ec);
+    if (!ec && std::to_string(size) == Sqlite(db, "SELECT offset FROM decision_journal")) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  FAIL("the decision journal was not moved into decision_log within 10 s");
+}
+
 inline int64_t DecisionRowCount(const TestServer& server) {
+  WaitForDecisionTable(server);
   return std::stoll(Sqlite(DbPath(server), "SELECT COUNT(*) FROM decision_log"));
 }
 

@@ -489,6 +489,7 @@ TEST_CASE("check: one row per evaluated check, and the token is stored and logge
   CHECK(log.find(secret) == std::string::npos);
   CHECK(server.StartupOutput().find(secret) == std::string::npos);
   // The token id is what the log rows name.
+  WaitForDecisionTable(server);
   CHECK(Sqlite(DbPath(server), "SELECT COUNT(*) FROM decision_log WHERE token_id = '" + token.id + "'") ==
         std::to_string(evaluated));
 }

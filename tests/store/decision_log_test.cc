@@ -1,6 +1,7 @@
 // The decision log (group commit, filters, paging under concurrent inserts, pruning) and
 // concurrent use of the whole store from several threads.
 #include <atomic>
+#include <chrono>
 #include <set>
 #include <thread>
 
@@ -178,6 +179,9 @@ TEST_CASE("Paging never repeats or skips a row while rows are inserted", "[store
       rows[5].principal_id = "p1";
       if (!f.store->AppendDecisions(&rows).ok()) return;
       inserted += 20;
+      // A journal append takes microseconds; at full speed the table would grow by millions
+      // of rows while the pager walks it. A steady stream is what this test is about.
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
     }
   });
   for (const std::string principal : {"", "p0"}) {

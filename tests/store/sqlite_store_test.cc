@@ -152,6 +152,7 @@ TEST_CASE("Writers never checkpoint automatically; Checkpoint() does", "[store]"
     std::vector<DecisionRow> rows(2000, testing::MakeDecision("p", true));
     REQUIRE(f.store->AppendDecisions(&rows).ok());
   }
+  REQUIRE(f.store->FlushDecisions().ok());  // journaled rows reach the table (and the WAL)
   const int64_t wal_before = f.store->WalSizeBytes();
   CHECK(wal_before > 2 * 1000 * 4096);
   REQUIRE(f.store->Checkpoint().ok());
@@ -173,6 +174,7 @@ TEST_CASE("Checkpoint truncates the WAL when it passes the configured size", "[s
     std::vector<DecisionRow> rows(300, testing::MakeDecision("p", true));
     REQUIRE(store->AppendDecisions(&rows).ok());
   }
+  REQUIRE(store->FlushDecisions().ok());
   REQUIRE(store->WalSizeBytes() > options.wal_truncate_bytes);
   REQUIRE(store->Checkpoint().ok());
   CHECK(store->WalSizeBytes() == 0);

@@ -1,0 +1,205 @@
+#include "store/decision_journal.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/crypto.h"
+
+namespace warden::store {
+
+namespace {
+
+constexpr char kMagic[4] = {'W', 'D', 'J', '1'};
+constexpr uint32_t kMaxRecordBytes = 64u << 20;
+
+void PutU32(std::string* out, uint32_t v) { out->append(reinterpret_cast<const char*>(&v), 4); }
+void PutI64(std::string* out, int64_t v) { out->append(reinterpret_cast<const char*>(&v), 8); }
+void PutStr(std::string* out, const std::string& s) {
+  PutU32(out, static_cast<uint32_t>(s.size()));
+  out->append(s);
+}
+
+// Reads fixed-size values and strings from a payload; any overrun sets ok = false.
+struct Reader {
+  const char* p;
+  const char* end;
+  bool ok = true;
+  template <typename T>
+  T Get() {
+    T v{};
+    if (end - p < static_cast<std::ptrdiff_t>(sizeof v)) {
+      ok = false;
+      return v;
+    }
+    std::memcpy(&v, p, sizeof v);
+    p += sizeof v;
+    return v;
+  }
+  std::string Str() {
+    uint32_t n = Get<uint32_t>();
+    if (!ok || end - p < static_cast<std::ptrdiff_t>(n)) {
+      ok = false;
+      return {};
+    }
+    std::string s(p, n);
+    p += n;
+    return s;
+  }
+};
+
+void EncodeRow(const DecisionRow& r, std::string* out) {
+  PutI64(out, r.seq);
+  PutI64(out, r.time);
+  PutI64(out, r.latency_us);
+  out->push_back(r.allowed ? 1 : 0);
+  for (const std::string* s : {&r.id, &r.tenant_id, &r.principal_type, &r.principal_id, &r.principal_name,
+                               &r.token_id, &r.model, &r.action, &r.resource_id, &r.reason, &r.rule,
+                               &r.eval_error, &r.policy_revision, &r.client_addr, &r.method, &r.path,
+                               &r.request_id}) {
+    PutStr(out, *s);
+  }
+}
+
+bool DecodeRow(Reader& in, DecisionRow* r) {
+  r->seq = in.Get<int64_t>();
+  r->time = in.Get<int64_t>();
+  r->latency_us = in.Get<int64_t>();
+  r->allowed = in.Get<char>() != 0;
+  for (std::string* s : {&r->id, &r->tenant_id, &r->principal_type, &r->principal_id, &r->principal_name,
+                         &r->token_id, &r->model, &r->action, &r->resource_id, &r->reason, &r->rule,
+                         &r->eval_error, &r->policy_revision, &r->client_addr, &r->method, &r->path,
+                         &r->request_id}) {
+    *s = in.Str();
+  }
+  return in.ok;
+}
+
+bool PreadAll(int fd, char* buf, size_t n, int64_t offset) {
+  while (n > 0) {
+    ssize_t got = ::pread(fd, buf, n, offset);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return false;
+    buf += got;
+    n -= static_cast<size_t>(got);
+    offset += got;
+  }
+  return true;
+}
+
+bool PwriteAll(int fd, const char* buf, size_t n, int64_t offset) {
+  while (n > 0) {
+    ssize_t put = ::pwrite(fd, buf, n, offset);
+    if (put < 0 && errno == EINTR) continue;
+    if (put <= 0) return false;
+    buf += put;
+    n -= static_cast<size_t>(put);
+    offset += put;
+  }
+  return true;
+}
+
+// Validates the record at `offset`; its payload goes to `payload`. False at the end of the
+// valid records (end of file, torn tail, bad checksum).
+bool ReadRecord(int fd, int64_t offset, int64_t file_end, std::string* payload) {
+  if (file_end - offset < 8) return false;
+  uint32_t head[2];
+  if (!PreadAll(fd, reinterpret_cast<char*>(head), sizeof head, offset)) return false;
+  if (head[0] > kMaxRecordBytes || file_end - offset - 8 < static_cast<int64_t>(head[0])) return false;
+  payload->resize(head[0]);
+  if (!PreadAll(fd, payload->data(), head[0], offset + 8)) return false;
+  return Crc32(*payload) == head[1];
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<DecisionJournal>> DecisionJournal::Open(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return UnavailableError("cannot open the decision journal " + path + ": " + std::strerror(errno));
+  std::unique_ptr<DecisionJournal> j(new DecisionJournal(path, fd));
+  struct stat st{};
+  if (fstat(fd, &st) != 0) return UnavailableError("cannot stat the decision journal " + path);
+  const int64_t size = st.st_size;
+  char header[kHeaderBytes];
+  if (size < kHeaderBytes || !PreadAll(fd, header, sizeof header, 0) || std::memcmp(header, kMagic, 4) != 0) {
+    if (size >= kHeaderBytes) {
+      return FailedPreconditionError("the decision journal " + path + " is not a warden journal");
+    }
+    RETURN_IF_ERROR(j->WriteHeader());  // new (or torn before its header was written)
+    return j;
+  }
+  std::memcpy(&j->generation_, header + 4, 4);
+  int64_t offset = kHeaderBytes;
+  std::string payload;
+  while (ReadRecord(fd, offset, size, &payload)) offset += 8 + static_cast<int64_t>(payload.size());
+  if (offset < size && ::ftruncate(fd, offset) != 0) {
+    return UnavailableError("cannot cut the torn tail of the decision journal " + path);
+  }
+  j->end_ = offset;
+  return j;
+}
+
+DecisionJournal::~DecisionJournal() { ::close(fd_); }
+
+Status DecisionJournal::WriteHeader() {
+  char header[kHeaderBytes];
+  std::memcpy(header, kMagic, 4);
+  std::memcpy(header + 4, &generation_, 4);
+  if (::ftruncate(fd_, 0) != 0 || !PwriteAll(fd_, header, sizeof header, 0)) {
+    return UnavailableError("cannot write the decision journal " + path_ + ": " + std::strerror(errno));
+  }
+  end_ = kHeaderBytes;
+  return Status::Ok();
+}
+
+Status DecisionJournal::Append(const std::vector<DecisionRow>& rows) {
+  std::string rec(8, '\0');
+  PutU32(&rec, static_cast<uint32_t>(rows.size()));
+  for (const DecisionRow& r : rows) EncodeRow(r, &rec);
+  const uint32_t len = static_cast<uint32_t>(rec.size() - 8);
+  if (len > kMaxRecordBytes) return InvalidArgumentError("a decision batch is too large for the journal");
+  const uint32_t crc = Crc32(std::string_view(rec).substr(8));
+  std::memcpy(rec.data(), &len, 4);
+  std::memcpy(rec.data() + 4, &crc, 4);
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t at = end_.load();
+  if (!PwriteAll(fd_, rec.data(), rec.size(), at)) {
+    const std::string why = std::strerror(errno);
+    (void)!::ftruncate(fd_, at);  // no partial record stays behind
+    return UnavailableError("cannot append to the decision journal: " + why);
+  }
+  end_ = at + static_cast<int64_t>(rec.size());
+  return Status::Ok();
+}
+
+StatusOr<int64_t> DecisionJournal::Read(int64_t offset, size_t max_rows, std::vector<DecisionRow>* out) const {
+  const int64_t end = end_.load();
+  std::string payload;
+  size_t rows = 0;
+  while (offset < end && rows < max_rows) {
+    if (!ReadRecord(fd_, offset, end, &payload)) {
+      return InternalError("the decision journal " + path_ + " is corrupt at offset " + std::to_string(offset));
+    }
+    Reader in{payload.data(), payload.data() + payload.size()};
+    const uint32_t count = in.Get<uint32_t>();
+    for (uint32_t i = 0; i < count && in.ok; ++i) {
+      DecisionRow r;
+      if (DecodeRow(in, &r)) out->push_back(std::move(r));
+    }
+    if (!in.ok) return InternalError("the decision journal " + path_ + " has a malformed record");
+    rows += count;
+    offset += 8 + static_cast<int64_t>(payload.size());
+  }
+  return offset;
+}
+
+Status DecisionJournal::Reset() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++generation_;
+  return WriteHeader();
+}
+
+}  // namespace warden::store
