@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "common/crypto.h"
+#include <zlib.h>
 
 namespace warden::store {
 
@@ -39,15 +39,14 @@ struct Reader {
     p += sizeof v;
     return v;
   }
-  std::string Str() {
+  void Str(std::string* s) {
     uint32_t n = Get<uint32_t>();
     if (!ok || end - p < static_cast<std::ptrdiff_t>(n)) {
       ok = false;
-      return {};
+      return;
     }
-    std::string s(p, n);
+    s->assign(p, n);  // reuses the capacity of a recycled row
     p += n;
-    return s;
   }
 };
 
@@ -73,7 +72,7 @@ bool DecodeRow(Reader& in, DecisionRow* r) {
                          &r->token_id, &r->model, &r->action, &r->resource_id, &r->reason, &r->rule,
                          &r->eval_error, &r->policy_revision, &r->client_addr, &r->method, &r->path,
                          &r->request_id}) {
-    *s = in.Str();
+    in.Str(s);
   }
   return in.ok;
 }
@@ -102,16 +101,24 @@ bool PwriteAll(int fd, const char* buf, size_t n, int64_t offset) {
   return true;
 }
 
+// CRC-32 (zlib's, several times faster than a byte-wise table) of the generation and the
+// payload: records left from an earlier generation of the file never check out.
+uint32_t RecordCrc(uint32_t generation, std::string_view payload) {
+  uLong crc = crc32(0L, reinterpret_cast<const Bytef*>(&generation), sizeof generation);
+  crc = crc32(crc, reinterpret_cast<const Bytef*>(payload.data()), static_cast<uInt>(payload.size()));
+  return static_cast<uint32_t>(crc);
+}
+
 // Validates the record at `offset`; its payload goes to `payload`. False at the end of the
-// valid records (end of file, torn tail, bad checksum).
-bool ReadRecord(int fd, int64_t offset, int64_t file_end, std::string* payload) {
+// valid records (end of the written part, torn tail, bad checksum, an older generation).
+bool ReadRecord(int fd, uint32_t generation, int64_t offset, int64_t file_end, std::string* payload) {
   if (file_end - offset < 8) return false;
   uint32_t head[2];
   if (!PreadAll(fd, reinterpret_cast<char*>(head), sizeof head, offset)) return false;
   if (head[0] > kMaxRecordBytes || file_end - offset - 8 < static_cast<int64_t>(head[0])) return false;
   payload->resize(head[0]);
   if (!PreadAll(fd, payload->data(), head[0], offset + 8)) return false;
-  return Crc32(*payload) == head[1];
+  return RecordCrc(generation, *payload) == head[1];
 }
 
 }  // namespace
@@ -134,11 +141,8 @@ StatusOr<std::unique_ptr<DecisionJournal>> DecisionJournal::Open(const std::stri
   std::memcpy(&j->generation_, header + 4, 4);
   int64_t offset = kHeaderBytes;
   std::string payload;
-  while (ReadRecord(fd, offset, size, &payload)) offset += 8 + static_cast<int64_t>(payload.size());
-  if (offset < size && ::ftruncate(fd, offset) != 0) {
-    return UnavailableError("cannot cut the torn tail of the decision journal " + path);
-  }
-  j->end_ = offset;
+  while (ReadRecord(fd, j->generation_, offset, size, &payload)) offset += 8 + static_cast<int64_t>(payload.size());
+  j->end_ = offset;  // what follows is a torn record or an older generation's: overwritten next
   return j;
 }
 
@@ -148,7 +152,8 @@ Status DecisionJournal::WriteHeader() {
   char header[kHeaderBytes];
   std::memcpy(header, kMagic, 4);
   std::memcpy(header + 4, &generation_, 4);
-  if (::ftruncate(fd_, 0) != 0 || !PwriteAll(fd_, header, sizeof header, 0)) {
+  // The file keeps its size: appends overwrite blocks it already has (no allocation).
+  if (!PwriteAll(fd_, header, sizeof header, 0)) {
     return UnavailableError("cannot write the decision journal " + path_ + ": " + std::strerror(errno));
   }
   end_ = kHeaderBytes;
@@ -161,15 +166,14 @@ Status DecisionJournal::Append(const std::vector<DecisionRow>& rows) {
   for (const DecisionRow& r : rows) EncodeRow(r, &rec);
   const uint32_t len = static_cast<uint32_t>(rec.size() - 8);
   if (len > kMaxRecordBytes) return InvalidArgumentError("a decision batch is too large for the journal");
-  const uint32_t crc = Crc32(std::string_view(rec).substr(8));
   std::memcpy(rec.data(), &len, 4);
-  std::memcpy(rec.data() + 4, &crc, 4);
   std::lock_guard<std::mutex> lock(mu_);
+  const uint32_t crc = RecordCrc(generation_, std::string_view(rec).substr(8));
+  std::memcpy(rec.data() + 4, &crc, 4);
   const int64_t at = end_.load();
   if (!PwriteAll(fd_, rec.data(), rec.size(), at)) {
-    const std::string why = std::strerror(errno);
-    (void)!::ftruncate(fd_, at);  // no partial record stays behind
-    return UnavailableError("cannot append to the decision journal: " + why);
+    // A partial record fails its checksum and is overwritten by the next append.
+    return UnavailableError(std::string("cannot append to the decision journal: ") + std::strerror(errno));
   }
   end_ = at + static_cast<int64_t>(rec.size());
   return Status::Ok();
@@ -179,20 +183,22 @@ StatusOr<int64_t> DecisionJournal::Read(int64_t offset, size_t max_rows, std::ve
   const int64_t end = end_.load();
   std::string payload;
   size_t rows = 0;
+  size_t used = 0;  // rows of *out overwritten so far
   while (offset < end && rows < max_rows) {
-    if (!ReadRecord(fd_, offset, end, &payload)) {
+    if (!ReadRecord(fd_, generation_, offset, end, &payload)) {
       return InternalError("the decision journal " + path_ + " is corrupt at offset " + std::to_string(offset));
     }
     Reader in{payload.data(), payload.data() + payload.size()};
     const uint32_t count = in.Get<uint32_t>();
     for (uint32_t i = 0; i < count && in.ok; ++i) {
-      DecisionRow r;
-      if (DecodeRow(in, &r)) out->push_back(std::move(r));
+      if (used == out->size()) out->emplace_back();
+      if (DecodeRow(in, &(*out)[used])) ++used;
     }
     if (!in.ok) return InternalError("the decision journal " + path_ + " has a malformed record");
     rows += count;
     offset += 8 + static_cast<int64_t>(payload.size());
   }
+  out->resize(used);
   return offset;
 }
 

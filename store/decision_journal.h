@@ -10,8 +10,10 @@
 // background (and before any read of the table), then starts the file over.
 //
 // File: an 8-byte header ("WDJ1" + u32 generation), then records
-// [u32 payload length][u32 CRC-32 of payload][payload: u32 row count, rows]. A torn or
-// corrupt tail (a power loss) is cut off at Open().
+// [u32 payload length][u32 CRC-32 of generation + payload][payload: u32 row count, rows].
+// Reset() starts a new generation at the beginning without shrinking the file, so appends
+// overwrite blocks the file already has; the scan at Open() stops at the first record that
+// does not check out (a torn write, or what is left of the previous generation).
 // Thread-safety: Append() and Reset() serialize on an internal mutex; Read() may run
 // concurrently with Append().
 #pragma once
@@ -38,7 +40,8 @@ class DecisionJournal {
   // One record holding `rows` (every field, seq included).
   Status Append(const std::vector<DecisionRow>& rows);
   // Decodes the records from `offset` (a record boundary, at least kHeaderBytes) to the end
-  // of what has been appended, at most about `max_rows` rows; returns the offset after them.
+  // of what has been appended, at most about `max_rows` rows, into *out (replacing its
+  // contents, reusing its rows' string buffers); returns the offset after them.
   StatusOr<int64_t> Read(int64_t offset, size_t max_rows, std::vector<DecisionRow>* out) const;
   // End of the last whole record.
   int64_t end() const { return end_.load(); }
@@ -56,7 +59,9 @@ class DecisionJournal {
   const std::string path_;
   const int fd_;
   std::mutex mu_;
-  uint32_t generation_ = 1;  // guarded by mu_ (written by Open and Reset only)
+  // Written by Open() and Reset() (under mu_, with appends held off by the caller); read by
+  // Append() under mu_ and by Read(), which the store never runs during a Reset().
+  uint32_t generation_ = 1;
   std::atomic<int64_t> end_{0};
 };
 

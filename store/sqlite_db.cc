@@ -46,6 +46,12 @@ Stmt& Stmt::Bind(int index, std::string_view text) {
   return *this;
 }
 
+Stmt& Stmt::BindStatic(int index, std::string_view text) {
+  int rc = sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8);
+  if (bind_rc_ == SQLITE_OK) bind_rc_ = rc;
+  return *this;
+}
+
 Stmt& Stmt::Bind(int index, int64_t value) {
   int rc = sqlite3_bind_int64(stmt_, index, value);
   if (bind_rc_ == SQLITE_OK) bind_rc_ = rc;

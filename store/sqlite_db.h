@@ -38,6 +38,8 @@ class Stmt {
 
   // 1-based parameter index, as in SQLite.
   Stmt& Bind(int index, std::string_view text);
+  // Without a copy: `text` must stay alive and unchanged until the statement is reset.
+  Stmt& BindStatic(int index, std::string_view text);
   Stmt& Bind(int index, const std::string& text) { return Bind(index, std::string_view(text)); }
   Stmt& Bind(int index, const char* text) { return Bind(index, std::string_view(text)); }
   Stmt& Bind(int index, int64_t value);

@@ -478,20 +478,25 @@ Status SqliteStore::FlushDecisions() {
   // Up to what was appended when we started: appenders may be faster than this.
   const int64_t target = journal_->end();
   while (ingested_ < target) {
-    std::vector<DecisionRow> rows;
-    ASSIGN_OR_RETURN(int64_t next, journal_->Read(ingested_, kRowsPerTransaction, &rows));
-    RETURN_IF_ERROR(InsertDecisions(rows, journal_->generation(), next));
+    ASSIGN_OR_RETURN(int64_t next, journal_->Read(ingested_, kRowsPerTransaction, &ingest_rows_));
+    RETURN_IF_ERROR(InsertDecisions(ingest_rows_, journal_->generation(), next));
     ingested_ = next;
     ingested_pos_ = next;
   }
   if (journal_->end() >= kStartOverBytes) {
-    std::lock_guard<std::mutex> append(append_mu_);  // holds off AppendDecisions briefly
-    if (ingested_ == journal_->end()) {
-      RETURN_IF_ERROR(journal_->Reset());
-      ingested_ = DecisionJournal::kHeaderBytes;
-      ingested_pos_ = ingested_;
-      RETURN_IF_ERROR(InsertDecisions({}, journal_->generation(), ingested_));
+    bool reset = false;
+    {
+      std::lock_guard<std::mutex> append(append_mu_);  // holds off AppendDecisions for one pwrite
+      if (ingested_ == journal_->end()) {
+        RETURN_IF_ERROR(journal_->Reset());
+        ingested_ = DecisionJournal::kHeaderBytes;
+        ingested_pos_ = ingested_;
+        reset = true;
+      }
     }
+    // Saved after the appenders go on: a crash before this leaves the old generation in the
+    // table, and Open() then moves the new one from its start, which is right.
+    if (reset) RETURN_IF_ERROR(InsertDecisions({}, journal_->generation(), DecisionJournal::kHeaderBytes));
   }
   return Status::Ok();
 }
@@ -510,14 +515,16 @@ Status SqliteStore::InsertDecisions(const std::vector<DecisionRow>& rows, uint32
                                "?, ?, ?, ?, ?, ?)"));
   for (const DecisionRow& d : rows) {
     s.Reset();
-    s.Bind(1, d.seq).Bind(2, d.id).Bind(3, d.time);
-    s.Bind(4, d.tenant_id).Bind(5, d.principal_type).Bind(6, d.principal_id);
-    s.Bind(7, d.principal_name).Bind(8, d.token_id).Bind(9, d.model).Bind(10, d.action);
-    s.Bind(11, d.resource_id).Bind(12, d.allowed).Bind(13, d.reason).Bind(14, d.rule);
-    s.Bind(15, d.eval_error).Bind(16, d.policy_revision).Bind(17, d.client_addr);
-    s.Bind(18, d.method).Bind(19, d.path).Bind(20, d.request_id).Bind(21, d.latency_us);
+    s.Bind(1, d.seq).BindStatic(2, d.id).Bind(3, d.time);
+    s.BindStatic(4, d.tenant_id).BindStatic(5, d.principal_type).BindStatic(6, d.principal_id);
+    s.BindStatic(7, d.principal_name).BindStatic(8, d.token_id).BindStatic(9, d.model);
+    s.BindStatic(10, d.action).BindStatic(11, d.resource_id).Bind(12, d.allowed);
+    s.BindStatic(13, d.reason).BindStatic(14, d.rule).BindStatic(15, d.eval_error);
+    s.BindStatic(16, d.policy_revision).BindStatic(17, d.client_addr).BindStatic(18, d.method);
+    s.BindStatic(19, d.path).BindStatic(20, d.request_id).Bind(21, d.latency_us);
     RETURN_IF_ERROR(s.Run("moving a journaled decision"));
   }
+  s.Reset();  // drops the bindings to `rows` before they go away
   ASSIGN_OR_RETURN(Stmt pos, c.Prepare("UPDATE decision_journal SET generation = ?, offset = ? WHERE id = 1"));
   pos.Bind(1, static_cast<int64_t>(generation)).Bind(2, next);
   RETURN_IF_ERROR(pos.Run("saving the decision journal position"));

@@ -190,6 +190,7 @@ class SqliteStore final : public Store {
   int64_t next_seq_ = 1;  // guarded by append_mu_
   std::mutex ingest_mu_;
   int64_t ingested_ = 0;  // guarded by ingest_mu_: journal offset already in decision_log
+  std::vector<DecisionRow> ingest_rows_;  // guarded by ingest_mu_; reused (string capacity)
   std::atomic<int64_t> ingested_pos_{0};  // its last value, for AppendDecisions' back-pressure
   std::mutex ingester_mu_;
   std::condition_variable ingester_cv_;
