@@ -1,5 +1,8 @@
 #include "server/app.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <algorithm>
 #include <cstdio>
@@ -18,6 +21,9 @@ constexpr char kCsrfHeader[] = "X-CSRF-Token";
 constexpr int kPruneBatch = 1000;
 
 thread_local std::chrono::steady_clock::time_point t_request_start;  // the TLS front
+// Access-log lines of the event loop's current pass, written with one write() per pass.
+thread_local std::string t_access_log;
+thread_local bool t_buffer_access_log = false;
 
 std::string CookieValue(const httplib::Request& req, const std::string& name) {
   std::string cookies = req.get_header_value("Cookie");
@@ -128,7 +134,13 @@ StatusOr<int> App::Bind() {
     hooks.end_batch = [this](std::function<void()> done) { CommitInline(std::move(done)); };
     hooks.handle = [this](httplib::Request& req, httplib::Response& res) { Dispatch(req, res); };
     hooks.log = [this](const httplib::Request& req, const httplib::Response& res, double seconds) {
+      t_buffer_access_log = true;  // always the loop thread
       LogRequest(req, res, seconds, res.get_header_value("X-Request-Id"));
+    };
+    hooks.end_pass = [] {
+      if (t_access_log.empty()) return;
+      std::fwrite(t_access_log.data(), 1, t_access_log.size(), stderr);
+      t_access_log.clear();
     };
     hooks.error = [](httplib::Response& res, int status, const std::string& message) {
       static const std::map<int, std::string> codes = {
@@ -226,9 +238,17 @@ void App::LogRequest(const httplib::Request& req, const httplib::Response& res, 
   metrics_.request_seconds.Observe(seconds);
   if (!config_.access_log) return;
   // Never the query string or a body: they may carry secrets.
-  std::fprintf(stderr, "%s %s %s %d %.3fms rid=%s\n", FormatTimestamp(clock_.NowMillis()).c_str(),
-               req.method.empty() ? "-" : req.method.c_str(), req.path.empty() ? "-" : req.path.c_str(),
-               res.status, seconds * 1000, request_id.c_str());
+  char line[512];
+  int n = std::snprintf(line, sizeof line, "%s %.16s %.200s %d %.3fms rid=%.128s\n",
+                        FormatTimestamp(clock_.NowMillis()).c_str(), req.method.empty() ? "-" : req.method.c_str(),
+                        req.path.empty() ? "-" : req.path.c_str(), res.status, seconds * 1000, request_id.c_str());
+  if (n <= 0) return;
+  const size_t len = std::min(static_cast<size_t>(n), sizeof line - 1);
+  if (t_buffer_access_log) {
+    t_access_log.append(line, len);
+  } else {
+    std::fwrite(line, 1, len, stderr);
+  }
 }
 
 void App::Serve() {
@@ -251,6 +271,8 @@ void App::Stop() {
 }
 
 void App::MaintenanceLoop() {
+  // Checkpoints, pruning and last-used writes are background work: the event loop preempts it.
+  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
   if (config_.watch_policies) policies_.StartWatching();
   int tick = 0;
   std::unique_lock<std::mutex> lock(maint_mu_);

@@ -234,6 +234,7 @@ void EventServer::Serve() {
       Settle(*it->second);
     }
     RunBatch();
+    if (hooks_.end_pass) hooks_.end_pass();
     auto now = SteadyClock::now();
     if (now - last_idle_scan >= std::chrono::seconds(1)) {
       last_idle_scan = now;

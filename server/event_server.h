@@ -59,6 +59,8 @@ class EventServer {
     std::function<void(httplib::Request&, httplib::Response&)> handle;
     // Once per answer, when it is queued for writing; `seconds` since the request was read.
     std::function<void(const httplib::Request&, const httplib::Response&, double seconds)> log;
+    // After every pass of the loop (optional): e.g. to write what `log` buffered.
+    std::function<void()> end_pass;
     // Errors found before a request could be parsed (400, 411, 413, 431, 505).
     std::function<void(httplib::Response&, int status, const std::string& message)> error;
   };

@@ -1,5 +1,8 @@
 #include "store/sqlite_store.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -463,6 +466,8 @@ Status SqliteStore::OpenJournal() {
 }
 
 void SqliteStore::IngestLoop() {
+  // Background work: let the threads answering requests preempt it (Linux nice is per thread).
+  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
   std::unique_lock<std::mutex> lock(ingester_mu_);
   while (!ingester_cv_.wait_for(lock, std::chrono::milliseconds(50), [this] { return ingester_stop_; })) {
     lock.unlock();
