@@ -479,35 +479,52 @@ void SqliteStore::IngestLoop() {
 Status SqliteStore::FlushDecisions() {
   constexpr size_t kRowsPerTransaction = 5000;
   constexpr int64_t kStartOverBytes = 8 << 20;
+  constexpr int64_t kLockedTailBytes = 64 << 10;  // ~200 rows: about a millisecond to move
   std::lock_guard<std::mutex> lock(ingest_mu_);
-  // Up to what was appended when we started: appenders may be faster than this.
-  const int64_t target = journal_->end();
-  while (ingested_ < target) {
-    ASSIGN_OR_RETURN(int64_t next, journal_->Read(ingested_, kRowsPerTransaction, &ingest_rows_));
-    RETURN_IF_ERROR(InsertDecisions(ingest_rows_, journal_->generation(), next));
-    ingested_ = next;
-    ingested_pos_ = next;
-  }
-  if (journal_->end() >= kStartOverBytes) {
-    bool reset = false;
-    {
-      std::lock_guard<std::mutex> append(append_mu_);  // holds off AppendDecisions for one pwrite
-      if (ingested_ == journal_->end()) {
-        RETURN_IF_ERROR(journal_->Reset());
-        ingested_ = DecisionJournal::kHeaderBytes;
-        ingested_pos_ = ingested_;
-        reset = true;
-      }
+  // Moves what was appended up to `target`; appenders may be faster than this, so never more.
+  auto move_to = [this](int64_t target, bool write_locked) -> Status {
+    while (ingested_ < target) {
+      ASSIGN_OR_RETURN(int64_t next, journal_->Read(ingested_, kRowsPerTransaction, &ingest_rows_));
+      RETURN_IF_ERROR(write_locked ? InsertDecisionsLocked(ingest_rows_, journal_->generation(), next)
+                                   : InsertDecisions(ingest_rows_, journal_->generation(), next));
+      ingested_ = next;
+      ingested_pos_ = next;
     }
-    // Saved after the appenders go on: a crash before this leaves the old generation in the
-    // table, and Open() then moves the new one from its start, which is right.
-    if (reset) RETURN_IF_ERROR(InsertDecisions({}, journal_->generation(), DecisionJournal::kHeaderBytes));
+    return Status::Ok();
+  };
+  RETURN_IF_ERROR(move_to(journal_->end(), false));
+  if (journal_->end() < kStartOverBytes) return Status::Ok();
+  // Start the file over. Appends never pause, so catch up without holding them off until the
+  // rest is small, then hold them off just to move that rest and rewrite the header.
+  for (int i = 0; i < 8 && journal_->end() - ingested_ > kLockedTailBytes; ++i) {
+    RETURN_IF_ERROR(move_to(journal_->end(), false));
   }
+  if (journal_->end() - ingested_ > kLockedTailBytes) return Status::Ok();  // next pass
+  // write_mu_ first: a checkpoint's locked tail copy must not run while appenders wait.
+  std::lock_guard<std::mutex> write(write_mu_);
+  std::lock_guard<std::mutex> append(append_mu_);
+  RETURN_IF_ERROR(move_to(journal_->end(), true));
+  // The table says "generation + 1, nothing moved yet" before the file does: a crash in
+  // between makes Open() move the old generation's rows again, which INSERT OR IGNORE (same
+  // seq) skips; the other order could lose the rows moved last.
+  RETURN_IF_ERROR(InsertDecisionsLocked({}, journal_->generation() + 1, DecisionJournal::kHeaderBytes));
+  RETURN_IF_ERROR(journal_->Reset());
+  ingested_ = DecisionJournal::kHeaderBytes;
+  ingested_pos_ = ingested_;
   return Status::Ok();
+}
+
+int64_t SqliteStore::DecisionBacklogBytes() const {
+  return journal_ ? std::max<int64_t>(0, journal_->end() - ingested_pos_.load()) : 0;
 }
 
 Status SqliteStore::InsertDecisions(const std::vector<DecisionRow>& rows, uint32_t generation, int64_t next) {
   std::lock_guard<std::mutex> lock(write_mu_);
+  return InsertDecisionsLocked(rows, generation, next);
+}
+
+Status SqliteStore::InsertDecisionsLocked(const std::vector<DecisionRow>& rows, uint32_t generation,
+                                          int64_t next) {
   Connection& c = *log_;
   Transaction tx(&c);
   RETURN_IF_ERROR(tx.status());

@@ -81,6 +81,7 @@ class SqliteStore final : public Store {
   // Moves every journaled decision row into the decision_log table (also done in the
   // background every 50 ms, and before every read of the decision log).
   Status FlushDecisions();
+  int64_t DecisionBacklogBytes() const override;
   // Size of the -wal file in bytes (0 when absent); for metrics and tests.
   int64_t WalSizeBytes() const;
   const std::string& path() const { return path_; }
@@ -179,11 +180,12 @@ class SqliteStore final : public Store {
   std::vector<std::unique_ptr<Connection>> readers_;
   mutable std::atomic<uint32_t> next_reader_{0};
 
-  // The decision journal (see decision_journal.h). Lock order: ingest_mu_, append_mu_,
-  // write_mu_.
+  // The decision journal (see decision_journal.h). Lock order: ingest_mu_, write_mu_,
+  // append_mu_ (AppendDecisions takes append_mu_ alone).
   Status OpenJournal();
   // Inserts `rows` and records the journal position `next` in one transaction.
   Status InsertDecisions(const std::vector<DecisionRow>& rows, uint32_t generation, int64_t next);
+  Status InsertDecisionsLocked(const std::vector<DecisionRow>& rows, uint32_t generation, int64_t next);  // write_mu_ held
   void IngestLoop();
   std::unique_ptr<DecisionJournal> journal_;
   std::mutex append_mu_;

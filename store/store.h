@@ -360,6 +360,9 @@ class DecisionLog {
   // principal_id empty = all of the tenant.
   virtual StatusOr<int64_t> CountDecisions(const std::string& tenant_id,
                                            const std::string& principal_id) = 0;
+  // Bytes of appended rows not yet readable by a plain SQL reader of the database (0 when
+  // AppendDecisions writes the table directly). For metrics.
+  virtual int64_t DecisionBacklogBytes() const { return 0; }
 };
 
 // Thread-safe.

@@ -109,25 +109,6 @@ inline std::string Sqlite(const std::string& db, const std::string& sql) {
   return out;
 }
 
-// The server journals decision rows first and moves them into decision_log within ~50 ms
-// (store/decision_journal.h). Waits until the table holds everything journaled so far: the
-// saved journal position has reached the end of the journal file.
-inline void WaitForDecisionTable(const TestServer& server) {
-  const std::string db = DbPath(server);
-  for (int i = 0; i < 1000; ++i) {
-    std::error_code ec;
-    auto size = std::filesystem::file_size(db + "-decisions", ec);
-    if (!ec && std::to_string(size) == Sqlite(db, "SELECT offset FROM decision_journal")) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  FAIL("the decision journal was not moved into decision_log within 10 s");
-}
-
-inline int64_t DecisionRowCount(const TestServer& server) {
-  WaitForDecisionTable(server);
-  return std::stoll(Sqlite(DbPath(server), "SELECT COUNT(*) FROM decision_log"));
-}
-
 // The value of one Prometheus sample, e.g.
 // `warden_decisions_total{allowed="true",reason="ALLOW_RULE"}`; nullopt when absent.
 inline std::optional<double> MetricValue(const std::string& text, const std::string& series) {
@@ -140,6 +121,24 @@ inline std::optional<double> MetricValue(const std::string& text, const std::str
   }
   return std::nullopt;
 }
+
+// The server journals decision rows first and moves them into decision_log within ~50 ms
+// (store/decision_journal.h). Waits until the table holds everything journaled so far.
+inline void WaitForDecisionTable(const TestServer& server) {
+  for (int i = 0; i < 1000; ++i) {
+    auto backlog = MetricValue(server.Get("/metrics").body, "warden_decision_journal_backlog_bytes");
+    REQUIRE(backlog.has_value());
+    if (*backlog == 0) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  FAIL("the decision journal was not moved into decision_log within 10 s");
+}
+
+inline int64_t DecisionRowCount(const TestServer& server) {
+  WaitForDecisionTable(server);
+  return std::stoll(Sqlite(DbPath(server), "SELECT COUNT(*) FROM decision_log"));
+}
+
 
 inline std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
