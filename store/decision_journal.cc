@@ -135,7 +135,7 @@ StatusOr<std::unique_ptr<DecisionJournal>> DecisionJournal::Open(const std::stri
     if (size >= kHeaderBytes) {
       return FailedPreconditionError("the decision journal " + path + " is not a warden journal");
     }
-    RETURN_IF_ERROR(j->WriteHeader());  // new (or torn before its header was written)
+    RETURN_IF_ERROR(j->WriteHeader(1));  // new (or torn before its header was written)
     return j;
   }
   std::memcpy(&j->generation_, header + 4, 4);
@@ -148,14 +148,15 @@ StatusOr<std::unique_ptr<DecisionJournal>> DecisionJournal::Open(const std::stri
 
 DecisionJournal::~DecisionJournal() { ::close(fd_); }
 
-Status DecisionJournal::WriteHeader() {
+Status DecisionJournal::WriteHeader(uint32_t generation) {
   char header[kHeaderBytes];
   std::memcpy(header, kMagic, 4);
-  std::memcpy(header + 4, &generation_, 4);
+  std::memcpy(header + 4, &generation, 4);
   // The file keeps its size: appends overwrite blocks it already has (no allocation).
   if (!PwriteAll(fd_, header, sizeof header, 0)) {
     return UnavailableError("cannot write the decision journal " + path_ + ": " + std::strerror(errno));
   }
+  generation_ = generation;  // only once the file says so
   end_ = kHeaderBytes;
   return Status::Ok();
 }
@@ -204,8 +205,7 @@ StatusOr<int64_t> DecisionJournal::Read(int64_t offset, size_t max_rows, std::ve
 
 Status DecisionJournal::Reset() {
   std::lock_guard<std::mutex> lock(mu_);
-  ++generation_;
-  return WriteHeader();
+  return WriteHeader(generation_ + 1);
 }
 
 }  // namespace warden::store

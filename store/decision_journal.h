@@ -54,7 +54,7 @@ class DecisionJournal {
 
  private:
   DecisionJournal(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
-  Status WriteHeader();
+  Status WriteHeader(uint32_t generation);
 
   const std::string path_;
   const int fd_;

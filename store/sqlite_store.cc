@@ -1178,8 +1178,13 @@ Status SqliteStore::AppendDecisions(std::vector<DecisionRow>* rows) {
   if (rows->empty()) return Status::Ok();
   // Back-pressure: an appender that outruns the background mover helps it, so the journal
   // stays small (a check path never gets near this; a bulk loader does).
+  // The file bound too: an appender as fast as the mover keeps the backlog small but never
+  // lets the mover find the small tail it needs to start the file over.
   constexpr int64_t kMaxBacklogBytes = 16 << 20;
-  if (journal_->end() - ingested_pos_.load() > kMaxBacklogBytes) RETURN_IF_ERROR(FlushDecisions());
+  constexpr int64_t kMaxJournalBytes = 32 << 20;
+  if (journal_->end() - ingested_pos_.load() > kMaxBacklogBytes || journal_->end() > kMaxJournalBytes) {
+    RETURN_IF_ERROR(FlushDecisions());
+  }
   const int64_t now = clock_.NowMillis();
   std::lock_guard<std::mutex> lock(append_mu_);
   // seq is given here, in journal order, so rows reach decision_log in seq order and a
