@@ -15,7 +15,7 @@ struct Config {
   std::string data_dir = "./data";
   std::string policies_dir = "./policies";
   std::string token_prefix = "wdn";
-  int threads = 64;                         // HTTP worker threads (one per keep-alive connection)
+  int threads = 64;                         // workers: httplib pool under TLS; plain HTTP uses min(threads, 16) for every route but /v1/check
   int64_t payload_limit = 1 << 20;          // bytes
   std::string tls_cert;                     // HTTPS when both are set
   std::string tls_key;

@@ -1,0 +1,268 @@
+// The plain-HTTP front (server/event_server.*) spoken to with raw sockets: what a client that
+// is not cpp-httplib may send. Each case checks the exact status and that the server keeps
+// serving afterwards.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/server/check_helpers.h"
+#include "tests/server/harness.h"
+
+using warden::testing::TempDir;
+using warden::testing::TestServer;
+
+namespace {
+
+// A connected loopback socket; closed by the destructor.
+class RawConn {
+ public:
+  explicit RawConn(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  }
+  ~RawConn() { ::close(fd_); }
+  void Send(const std::string& bytes) const {
+    size_t off = 0;
+    while (off < bytes.size()) {
+      ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return;  // the server may close early (e.g. after a 413)
+      off += static_cast<size_t>(n);
+    }
+  }
+  void ShutdownWrite() const { ::shutdown(fd_, SHUT_WR); }
+  // Reads until `count` complete responses are buffered, the peer closes, or 5 s pass.
+  std::string ReadResponses(size_t count) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (Complete() < count && std::chrono::steady_clock::now() < deadline) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      char buf[65536];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) {
+        closed_ = true;
+        break;
+      }
+      in_.append(buf, static_cast<size_t>(n));
+    }
+    return in_;
+  }
+  // Whatever arrives within `ms`.
+  std::string ReadSome(int ms) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, ms) > 0) {
+      char buf[65536];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n > 0) in_.append(buf, static_cast<size_t>(n));
+      if (n == 0) closed_ = true;
+    }
+    return in_;
+  }
+  bool closed() const { return closed_; }
+  // True when the server closes the connection within 5 s.
+  bool WaitClosed() {
+    ReadResponses(1000);
+    return closed_;
+  }
+
+ private:
+  // Complete responses in in_ (status line + headers + Content-Length body; 1xx have none).
+  size_t Complete() const {
+    size_t n = 0, pos = 0;
+    while (true) {
+      size_t end = in_.find("\r\n\r\n", pos);
+      if (end == std::string::npos) return n;
+      std::string head = in_.substr(pos, end - pos);
+      size_t len = 0;
+      size_t cl = head.find("Content-Length: ");
+      if (cl != std::string::npos) len = std::stoul(head.substr(cl + 16));
+      if (in_.size() < end + 4 + len) return n;
+      if (head.rfind("HTTP/1.1 1", 0) != 0) ++n;
+      pos = end + 4 + len;
+    }
+  }
+  int fd_ = -1;
+  std::string in_;
+  bool closed_ = false;
+};
+
+int StatusOf(const std::string& response) {
+  REQUIRE(response.size() >= 12);
+  return std::stoi(response.substr(9, 3));
+}
+
+std::vector<int> Statuses(const std::string& responses) {
+  std::vector<int> out;
+  size_t pos = 0;
+  while ((pos = responses.find("HTTP/1.1 ", pos)) != std::string::npos) {
+    out.push_back(std::stoi(responses.substr(pos + 9, 3)));
+    pos += 9;
+  }
+  return out;
+}
+
+std::string Body(const std::string& response) {
+  size_t end = response.find("\r\n\r\n");
+  return end == std::string::npos ? "" : response.substr(end + 4);
+}
+
+std::string CheckRequest(const std::string& body, const std::string& extra_headers = "") {
+  return "POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n" + extra_headers + "\r\n" + body;
+}
+
+}  // namespace
+
+TEST_CASE("http front: malformed requests get a JSON 4xx/5xx and the connection closes", "[http]") {
+  TempDir dir;
+  TestServer server({.data_dir = dir.path(), .env = {{"WARDEN_PAYLOAD_LIMIT", "4096"}}});
+  struct Case {
+    std::string name;
+    std::string bytes;
+    int status;
+    std::string code;
+  };
+  const std::vector<Case> cases = {
+      {"no spaces in the request line", "GARBAGE\r\n\r\n", 400, "invalid_argument"},
+      {"absolute-form target", "GET http://x/healthz HTTP/1.1\r\n\r\n", 400, "invalid_argument"},
+      {"control character in the method", "G\x01T /healthz HTTP/1.1\r\n\r\n", 400, "invalid_argument"},
+      {"HTTP/2.0", "GET /healthz HTTP/2.0\r\n\r\n", 505, "invalid_argument"},
+      {"not HTTP at all", "GET /healthz SPDY/3\r\n\r\n", 400, "invalid_argument"},
+      {"header without a colon", "GET /healthz HTTP/1.1\r\nHost x\r\n\r\n", 400, "invalid_argument"},
+      {"obsolete line folding", "GET /healthz HTTP/1.1\r\nA: b\r\n  c\r\n\r\n", 400, "invalid_argument"},
+      {"control character in a header value", "GET /healthz HTTP/1.1\r\nA: b\x01\r\n\r\n", 400, "invalid_argument"},
+      {"Content-Length not a number", "POST /v1/check HTTP/1.1\r\nContent-Length: 1x\r\n\r\n", 400, "invalid_argument"},
+      {"conflicting Content-Length", "POST /v1/check HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400,
+       "invalid_argument"},
+      {"chunked body", "POST /v1/check HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411, "length_required"},
+      {"body over the payload limit", "POST /v1/check HTTP/1.1\r\nContent-Length: 5000\r\n\r\n" + std::string(5000, 'x'),
+       413, "payload_too_large"},
+      {"headers over 16 KiB", "GET /healthz HTTP/1.1\r\nX-Big: " + std::string(17000, 'a') + "\r\n\r\n", 431,
+       "headers_too_large"},
+      {"headers over 16 KiB without an end", "GET /healthz HTTP/1.1\r\nX-Big: " + std::string(17000, 'a'), 431,
+       "headers_too_large"},
+  };
+  const int64_t rows_before = DecisionRowCount(server);
+  for (const Case& c : cases) {
+    INFO(c.name);
+    RawConn conn(server.port());
+    conn.Send(c.bytes);
+    std::string response = conn.ReadResponses(1);
+    REQUIRE(!response.empty());
+    CHECK(StatusOf(response) == c.status);
+    nlohmann::json body = nlohmann::json::parse(Body(response), nullptr, false);
+    REQUIRE(body.is_object());
+    CHECK(body["error"]["code"] == c.code);
+    CHECK(response.find("Connection: close") != std::string::npos);
+    conn.ShutdownWrite();  // the server reads what is left of the request, then closes
+    CHECK(conn.WaitClosed());
+  }
+  // Nothing was evaluated, nothing logged, and the server still serves.
+  CHECK(DecisionRowCount(server) == rows_before);
+  CHECK(server.Get("/healthz").status == 200);
+}
+
+TEST_CASE("http front: keep-alive, pipelining, HTTP/1.0, Expect and half-close", "[http]") {
+  TempDir dir;
+  TestServer server({.data_dir = dir.path()});
+  const std::string bad_token = R"({"token":"wdn_nope","model":"company","action":"view"})";
+
+  SECTION("pipelined requests are answered in order on one connection") {
+    RawConn conn(server.port());
+    std::string burst;
+    burst += "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    burst += CheckRequest(bad_token);
+    burst += "GET /no/such/route HTTP/1.1\r\nHost: x\r\n\r\n";
+    burst += CheckRequest("{not json");
+    burst += "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n";
+    conn.Send(burst);
+    std::string responses = conn.ReadResponses(5);
+    CHECK(Statuses(responses) == std::vector<int>{200, 200, 404, 400, 200});
+    CHECK(!conn.closed());
+    // Still open for more.
+    conn.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(Statuses(conn.ReadResponses(6)).size() == 6);
+  }
+
+  SECTION("a check split across many small writes") {
+    RawConn conn(server.port());
+    const std::string req = CheckRequest(bad_token);
+    for (char ch : req) {
+      conn.Send(std::string(1, ch));
+    }
+    std::string response = conn.ReadResponses(1);
+    CHECK(StatusOf(response) == 200);
+    CHECK(nlohmann::json::parse(Body(response))["reason"] == "TOKEN_INVALID");
+  }
+
+  SECTION("Connection: close and HTTP/1.0") {
+    RawConn close_conn(server.port());
+    close_conn.Send("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    std::string r1 = close_conn.ReadResponses(1);
+    CHECK(StatusOf(r1) == 200);
+    CHECK(close_conn.WaitClosed());
+
+    RawConn http10(server.port());
+    http10.Send("GET /healthz HTTP/1.0\r\n\r\n");
+    CHECK(StatusOf(http10.ReadResponses(1)) == 200);
+    CHECK(http10.WaitClosed());  // HTTP/1.0 without keep-alive
+
+    RawConn http10_keep(server.port());
+    http10_keep.Send("GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    std::string r3 = http10_keep.ReadResponses(1);
+    CHECK(StatusOf(r3) == 200);
+    CHECK(r3.find("Connection: keep-alive") != std::string::npos);
+    http10_keep.Send("GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    CHECK(Statuses(http10_keep.ReadResponses(2)).size() == 2);
+  }
+
+  SECTION("Expect: 100-continue gets an interim answer before the body is sent") {
+    RawConn conn(server.port());
+    const std::string head = "POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             "Expect: 100-continue\r\nContent-Length: " + std::to_string(bad_token.size()) + "\r\n\r\n";
+    conn.Send(head);
+    std::string interim;
+    for (int i = 0; i < 50 && interim.find("100 Continue") == std::string::npos; ++i) interim = conn.ReadSome(100);
+    REQUIRE(interim.rfind("HTTP/1.1 100 Continue\r\n\r\n", 0) == 0);
+    conn.Send(bad_token);
+    std::string all = conn.ReadResponses(1);
+    CHECK(Statuses(all) == std::vector<int>{100, 200});
+  }
+
+  SECTION("a client that half-closes after its request still gets the answer") {
+    RawConn conn(server.port());
+    conn.Send(CheckRequest(bad_token));
+    conn.ShutdownWrite();
+    std::string response = conn.ReadResponses(1);
+    CHECK(StatusOf(response) == 200);
+    CHECK(conn.WaitClosed());
+  }
+
+  SECTION("a client that disconnects mid-request changes nothing") {
+    const int64_t rows_before = DecisionRowCount(server);
+    {
+      RawConn conn(server.port());
+      const std::string req = CheckRequest(bad_token);
+      conn.Send(req.substr(0, req.size() - 5));
+    }
+    CHECK(server.Get("/healthz").status == 200);
+    CHECK(DecisionRowCount(server) == rows_before);
+  }
+
+  // Whatever the section did, the server answers normally afterwards.
+  CHECK(server.Get("/healthz").status == 200);
+}
