@@ -25,6 +25,7 @@ namespace warden::store {
 namespace {
 
 using testing::MakeDecision;
+using testing::QueryAll;
 using testing::TempDir;
 
 constexpr int64_t kHeader = DecisionJournal::kHeaderBytes;
@@ -208,21 +209,6 @@ int64_t Count(SqliteStore& store) {
   INFO(n.status().message());
   REQUIRE(n.ok());
   return *n;
-}
-
-// Every row of the default tenant, newest first, following cursors.
-std::vector<DecisionRow> QueryAll(SqliteStore& store) {
-  DecisionQuery q;
-  q.tenant_id = kDefaultTenantId;
-  q.limit = kMaxPageLimit;
-  std::vector<DecisionRow> out;
-  while (true) {
-    auto page = store.Query(q);
-    REQUIRE(page.ok());
-    out.insert(out.end(), page->items.begin(), page->items.end());
-    if (page->next_cursor.empty()) return out;
-    q.cursor = page->next_cursor;
-  }
 }
 
 // Appends `n` rows told apart by request_id "<prefix><i>" and returns them with seq filled.

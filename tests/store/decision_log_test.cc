@@ -15,25 +15,13 @@ namespace {
 using testing::MakeAccount;
 using testing::MakeDecision;
 using testing::MakeToken;
+using testing::QueryAll;
 using testing::StoreFixture;
 
 std::vector<int64_t> Seqs(const std::vector<DecisionRow>& rows) {
   std::vector<int64_t> out;
   for (const auto& r : rows) out.push_back(r.seq);
   return out;
-}
-
-// Every row matching `q`, following cursors.
-std::vector<DecisionRow> QueryAll(SqliteStore& store, DecisionQuery q) {
-  std::vector<DecisionRow> out;
-  q.cursor.clear();
-  while (true) {
-    auto page = store.Query(q);
-    REQUIRE(page.ok());
-    out.insert(out.end(), page->items.begin(), page->items.end());
-    if (page->next_cursor.empty()) return out;
-    q.cursor = page->next_cursor;
-  }
 }
 
 TEST_CASE("AppendDecisions stores a batch and fills seq in commit order", "[store][decisions]") {

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -108,6 +109,21 @@ inline DecisionRow MakeDecision(const std::string& principal_id, bool allowed,
   d.request_id = "req";
   d.latency_us = 42;
   return d;
+}
+
+// Every decision row matching `q` (the default tenant's, when q is empty), newest first,
+// following cursors.
+inline std::vector<DecisionRow> QueryAll(SqliteStore& store, DecisionQuery q = {}) {
+  if (q.tenant_id.empty()) q.tenant_id = kDefaultTenantId;
+  q.cursor.clear();
+  std::vector<DecisionRow> out;
+  while (true) {
+    auto page = store.Query(q);
+    REQUIRE(page.ok());
+    out.insert(out.end(), page->items.begin(), page->items.end());
+    if (page->next_cursor.empty()) return out;
+    q.cursor = page->next_cursor;
+  }
 }
 
 }  // namespace warden::store::testing
