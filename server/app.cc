@@ -131,7 +131,7 @@ StatusOr<int> App::Bind() {
     EventServer::Hooks hooks;
     hooks.is_inline = [](const httplib::Request& req) { return req.path == "/v1/check" && req.method == "POST"; };
     hooks.handle_inline = [this](httplib::Request& req, httplib::Response& res) { DecideInline(req, res); };
-    hooks.end_batch = [this](std::function<void()> done) { CommitInline(std::move(done)); };
+    hooks.end_batch = [this] { CommitInline(); };
     hooks.handle = [this](httplib::Request& req, httplib::Response& res) { Dispatch(req, res); };
     hooks.log = [this](const httplib::Request& req, const httplib::Response& res, double seconds) {
       t_buffer_access_log = true;  // always the loop thread

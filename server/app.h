@@ -129,7 +129,7 @@ class App {
   void HandleCheck(const httplib::Request& req, httplib::Response& res);
   // The event loop's batch: every check answered in one pass, committed together.
   void DecideInline(httplib::Request& req, httplib::Response& res);
-  void CommitInline(std::function<void()> done);
+  void CommitInline();
 
   void MaintenanceLoop();
   // After a policy swap: compiles every account's policy against the new catalog and keeps

@@ -334,28 +334,16 @@ void App::DecideInline(httplib::Request& req, httplib::Response& res) {
   if (batch_rows_.size() > before) batch_answers_.push_back(&res);
 }
 
-void App::CommitInline(std::function<void()> done) {
-  // Durable before the answer: the answers of the batch are released only once its rows are
-  // committed; if they cannot be written, every answer becomes a 503 and nothing is allowed.
-  std::vector<httplib::Response*> answers;
-  answers.swap(batch_answers_);
-  auto fail_all = [answers](const Status& st) {
-    if (st.ok()) return;
-    for (httplib::Response* res : answers) WriteError(*res, st);
-  };
-  if (batch_rows_.empty()) return done();
-  // The loop appends the batch itself (a journal write, store/decision_journal.h) unless the
-  // writer thread is busy with rows from the TLS front.
-  if (std::optional<Status> st = logger_->TryWriteNow(&batch_rows_)) {
-    batch_rows_.clear();
-    fail_all(*st);
-    return done();
+void App::CommitInline() {
+  if (batch_rows_.empty()) return;
+  // Durable before the answer: one write for every check of the pass. If the rows cannot be
+  // written, every answer of the batch becomes a 503 and nothing is allowed.
+  Status logged = logger_->Write(&batch_rows_);
+  if (!logged.ok()) {
+    for (httplib::Response* res : batch_answers_) WriteError(*res, logged);
   }
-  logger_->Submit(std::move(batch_rows_), [fail_all, done = std::move(done)](const Status& st) {
-    fail_all(st);
-    done();
-  });
   batch_rows_.clear();
+  batch_answers_.clear();
 }
 
 void App::RegisterCheckRoutes() {

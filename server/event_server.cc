@@ -190,7 +190,6 @@ void EventServer::Stop() {
 
 void EventServer::Serve() {
   if (epoll_fd_ < 0) return;
-  loop_thread_ = std::this_thread::get_id();
   for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
   constexpr int kMaxEvents = 256;
   epoll_event events[kMaxEvents];
@@ -295,12 +294,11 @@ void EventServer::OnReadable(Conn& c) {
       return Close(c.id);  // EOF or error
     }
   }
-  const size_t cap = kMaxHeaderBytes + options_.max_body + 4096;
   for (;;) {
     ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
     if (n > 0) {
       c.in.append(buf, static_cast<size_t>(n));
-      if (static_cast<size_t>(n) < sizeof buf || c.in.size() > cap) break;
+      if (static_cast<size_t>(n) < sizeof buf || c.in.size() > InputCap()) break;
       continue;
     }
     if (n == 0) {
@@ -433,23 +431,12 @@ void EventServer::Process(Conn& c) {
 
 void EventServer::RunBatch() {
   if (batch_.empty()) return;
-  auto batch = std::make_shared<Batch>(std::move(batch_));
-  batch_.clear();
-  hooks_.end_batch([this, batch] {
-    if (std::this_thread::get_id() == loop_thread_) return SendBatch(*batch);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      finished_.push_back(batch);
-    }
-    uint64_t one = 1;
-    (void)!::write(wake_fd_, &one, sizeof one);
-  });
-}
-
-void EventServer::SendBatch(Batch& batch) {
+  hooks_.end_batch();
+  Batch batch;
+  batch.swap(batch_);
   for (auto& f : batch) {
     auto it = conns_.find(f->conn_id);
-    if (it == conns_.end()) continue;  // closed while its rows were committed
+    if (it == conns_.end()) continue;  // closed during the pass
     Queue(*it->second, *f->req, f->res, f->start, f->keep_alive);
     Settle(*it->second);
   }
@@ -457,13 +444,10 @@ void EventServer::SendBatch(Batch& batch) {
 
 void EventServer::DrainDone() {
   std::vector<Done> done;
-  std::vector<std::shared_ptr<Batch>> finished;
   {
     std::lock_guard<std::mutex> lock(mu_);
     done.swap(done_);
-    finished.swap(finished_);
   }
-  for (auto& batch : finished) SendBatch(*batch);
   for (auto& d : done) {
     auto it = conns_.find(d.conn_id);
     if (it == conns_.end()) continue;  // closed while the worker ran
@@ -562,9 +546,8 @@ void EventServer::Settle(Conn& c) {
 }
 
 void EventServer::UpdateInterest(Conn& c) {
-  const size_t cap = kMaxHeaderBytes + options_.max_body + 4096;
   uint32_t want = 0;
-  if (c.lingering || (!c.peer_closed && !c.close_after && c.in.size() <= cap)) want |= EPOLLIN;
+  if (c.lingering || (!c.peer_closed && !c.close_after && c.in.size() <= InputCap())) want |= EPOLLIN;
   if (!c.out.empty()) want |= EPOLLOUT;
   if (want == c.interest) return;
   epoll_event ev{};
@@ -573,6 +556,8 @@ void EventServer::UpdateInterest(Conn& c) {
   epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c.fd, &ev);
   c.interest = want;
 }
+
+size_t EventServer::InputCap() const { return kMaxHeaderBytes + options_.max_body + 4096; }
 
 void EventServer::Close(uint64_t id) {
   auto it = conns_.find(id);

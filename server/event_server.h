@@ -51,10 +51,9 @@ class EventServer {
     // Requests the loop answers itself (never blocking for long).
     std::function<bool(const httplib::Request&)> is_inline;
     std::function<void(httplib::Request&, httplib::Response&)> handle_inline;
-    // After the inline requests of one loop pass were handled. Their answers are held until
-    // the hook calls `done` (exactly once, from any thread, at once or later); until then the
-    // hook may still change them. The loop keeps serving other connections meanwhile.
-    std::function<void(std::function<void()> done)> end_batch;
+    // After the inline requests of one loop pass were handled and before any of their answers
+    // is written; may still change those answers.
+    std::function<void()> end_batch;
     // Every other request, on a worker thread.
     std::function<void(httplib::Request&, httplib::Response&)> handle;
     // Once per answer, when it is queued for writing; `seconds` since the request was read.
@@ -94,7 +93,6 @@ class EventServer {
   // Parses and starts every complete request in c.in while c is not waiting for an answer.
   void Process(Conn& c);
   void RunBatch();
-  void SendBatch(Batch& batch);
   void DrainDone();
   void Queue(Conn& c, const httplib::Request& req, httplib::Response& res,
              std::chrono::steady_clock::time_point start, bool keep_alive);
@@ -104,6 +102,9 @@ class EventServer {
   // peer), else updates its epoll interest. c must not be used after.
   void Settle(Conn& c);
   void UpdateInterest(Conn& c);
+  // Unparsed input a connection may buffer (one largest request and change) before the loop
+  // stops reading it.
+  size_t InputCap() const;
   void Close(uint64_t id);
   void CloseIdle();
   void WorkerLoop();
@@ -123,8 +124,7 @@ class EventServer {
   std::condition_variable work_cv_;
   std::deque<Done> work_;                   // guarded by mu_; requests for the workers
   std::vector<Done> done_;                  // guarded by mu_
-  std::vector<std::shared_ptr<Batch>> finished_;  // guarded by mu_; batches released by end_batch
-  std::thread::id loop_thread_;
+
   bool workers_stop_ = false;               // guarded by mu_
   std::vector<std::thread> workers_;
 };

@@ -44,6 +44,8 @@ struct Metrics {
   std::atomic<int64_t> policy_loaded_at_ms{0};
   std::atomic<uint64_t> login_failures{0};
   std::atomic<uint64_t> decision_rows_pruned{0};
+  // Set from the store when /metrics is rendered.
+  std::atomic<int64_t> decision_journal_backlog_bytes{0};
 
   void CountDecision(bool allowed, engine::Reason reason) {
     decisions[allowed ? 1 : 0][static_cast<size_t>(reason)].fetch_add(1, std::memory_order_relaxed);

@@ -20,11 +20,8 @@ void App::RegisterOpsRoutes() {
 
   Route("GET", "/metrics", [this](const httplib::Request&, httplib::Response& res) {
     auto snap = policies_.Current();
-    std::string text = metrics_.Render(snap ? snap->revision() : "");
-    text += "# HELP warden_decision_journal_backlog_bytes Journaled decision rows not yet moved into the decision_log table.\n"
-            "# TYPE warden_decision_journal_backlog_bytes gauge\n"
-            "warden_decision_journal_backlog_bytes " + std::to_string(store_->DecisionBacklogBytes()) + "\n";
-    res.set_content(text, "text/plain; version=0.0.4");
+    metrics_.decision_journal_backlog_bytes = store_->DecisionBacklogBytes();
+    res.set_content(metrics_.Render(snap ? snap->revision() : ""), "text/plain; version=0.0.4");
   });
 
   // Policies are admin state: reloading them needs the right to manage users.
