@@ -39,6 +39,21 @@ std::string CookieValue(const httplib::Request& req, const std::string& name) {
   return {};
 }
 
+// The JSON error of a request no route handled: unknown endpoint, or HTTP the front refused
+// (411, 413, 431, 505, ...). Both fronts use it so their errors read the same.
+void WriteProtocolError(httplib::Response& res, int status, const std::string& message) {
+  static const std::map<int, std::string> codes = {
+      {404, "not_found"}, {405, "method_not_allowed"}, {411, "length_required"},
+      {413, "payload_too_large"}, {431, "headers_too_large"}, {500, "internal"}};
+  auto it = codes.find(status);
+  WriteError(res, status, it == codes.end() ? "invalid_argument" : it->second, message,
+             status == 413 ? "body" : "");
+}
+
+std::string NoSuchEndpoint(const httplib::Request& req) {
+  return "no such endpoint: " + req.method + " " + req.path;
+}
+
 }  // namespace
 
 int64_t LoginLimiter::RetryAfter(const std::string& addr) {
@@ -142,13 +157,7 @@ StatusOr<int> App::Bind() {
       std::fwrite(t_access_log.data(), 1, t_access_log.size(), stderr);
       t_access_log.clear();
     };
-    hooks.error = [](httplib::Response& res, int status, const std::string& message) {
-      static const std::map<int, std::string> codes = {
-          {411, "length_required"}, {413, "payload_too_large"}, {431, "headers_too_large"}, {500, "internal"}};
-      auto it = codes.find(status);
-      WriteError(res, status, it == codes.end() ? "invalid_argument" : it->second, message,
-                 status == 413 ? "body" : "");
-    };
+    hooks.error = WriteProtocolError;
     front_ = std::make_unique<EventServer>(options, std::move(hooks));
     port = front_->Bind();
   }
@@ -177,10 +186,10 @@ StatusOr<int> App::BindTls() {
   tls_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
     switch (res.status) {
-      case 404: WriteError(res, 404, "not_found", "no such endpoint: " + req.method + " " + req.path); break;
-      case 413: WriteError(res, 413, "payload_too_large", "the request body is larger than the payload limit", "body"); break;
-      case 405: WriteError(res, 405, "method_not_allowed", "method not allowed"); break;
-      default: WriteError(res, res.status, "invalid_argument", "the request could not be processed"); break;
+      case 404: WriteProtocolError(res, 404, NoSuchEndpoint(req)); break;
+      case 413: WriteProtocolError(res, 413, "the request body is larger than the payload limit"); break;
+      case 405: WriteProtocolError(res, 405, "method not allowed"); break;
+      default: WriteProtocolError(res, res.status, "the request could not be processed"); break;
     }
   });
   tls_->set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
@@ -221,7 +230,7 @@ void App::Dispatch(httplib::Request& req, httplib::Response& res) {
         return;
       }
     }
-    WriteError(res, 404, "not_found", "no such endpoint: " + req.method + " " + req.path);
+    WriteProtocolError(res, 404, NoSuchEndpoint(req));
   } catch (...) {
     WriteError(res, 500, "internal", "internal error");
   }
