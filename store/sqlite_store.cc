@@ -447,7 +447,6 @@ Status SqliteStore::OpenJournal() {
                       offset <= journal_->end()
                   ? offset
                   : DecisionJournal::kHeaderBytes;
-  ingested_pos_ = ingested_;
   RETURN_IF_ERROR(FlushDecisions());
   if (generation != journal_->generation() || offset != ingested_) {
     RETURN_IF_ERROR(InsertDecisions({}, journal_->generation(), ingested_));  // a new journal
@@ -488,7 +487,6 @@ Status SqliteStore::FlushDecisions() {
       RETURN_IF_ERROR(write_locked ? InsertDecisionsLocked(ingest_rows_, journal_->generation(), next)
                                    : InsertDecisions(ingest_rows_, journal_->generation(), next));
       ingested_ = next;
-      ingested_pos_ = next;
     }
     return Status::Ok();
   };
@@ -510,12 +508,11 @@ Status SqliteStore::FlushDecisions() {
   RETURN_IF_ERROR(InsertDecisionsLocked({}, journal_->generation() + 1, DecisionJournal::kHeaderBytes));
   RETURN_IF_ERROR(journal_->Reset());
   ingested_ = DecisionJournal::kHeaderBytes;
-  ingested_pos_ = ingested_;
   return Status::Ok();
 }
 
 int64_t SqliteStore::DecisionBacklogBytes() const {
-  return journal_ ? std::max<int64_t>(0, journal_->end() - ingested_pos_.load()) : 0;
+  return journal_ ? std::max<int64_t>(0, journal_->end() - ingested_.load()) : 0;
 }
 
 Status SqliteStore::InsertDecisions(const std::vector<DecisionRow>& rows, uint32_t generation, int64_t next) {
@@ -1182,7 +1179,7 @@ Status SqliteStore::AppendDecisions(std::vector<DecisionRow>* rows) {
   // lets the mover find the small tail it needs to start the file over.
   constexpr int64_t kMaxBacklogBytes = 16 << 20;
   constexpr int64_t kMaxJournalBytes = 32 << 20;
-  if (journal_->end() - ingested_pos_.load() > kMaxBacklogBytes || journal_->end() > kMaxJournalBytes) {
+  if (journal_->end() - ingested_.load() > kMaxBacklogBytes || journal_->end() > kMaxJournalBytes) {
     RETURN_IF_ERROR(FlushDecisions());
   }
   const int64_t now = clock_.NowMillis();

@@ -191,9 +191,10 @@ class SqliteStore final : public Store {
   std::mutex append_mu_;
   int64_t next_seq_ = 1;  // guarded by append_mu_
   std::mutex ingest_mu_;
-  int64_t ingested_ = 0;  // guarded by ingest_mu_: journal offset already in decision_log
+  // Journal offset already in decision_log: written under ingest_mu_, read anywhere
+  // (AppendDecisions' back-pressure, the backlog metric).
+  std::atomic<int64_t> ingested_{0};
   std::vector<DecisionRow> ingest_rows_;  // guarded by ingest_mu_; reused (string capacity)
-  std::atomic<int64_t> ingested_pos_{0};  // its last value, for AppendDecisions' back-pressure
   std::mutex ingester_mu_;
   std::condition_variable ingester_cv_;
   bool ingester_stop_ = false;  // guarded by ingester_mu_
