@@ -5,7 +5,7 @@
 // check costs several context switches (socket wake-up, group-commit hand-off, wake-up of
 // the answer), which on a 2-vCPU machine capped /v1/check near 8k requests/s. The loop
 // instead reads every ready connection, decides the "inline" requests (the check) itself,
-// lets the owner commit all of their decision-log rows in one transaction (`end_batch`), and
+// lets the owner write all of their decision-log rows as one batch (`end_batch`), and
 // only then writes the answers. A batch is exactly the requests that arrived together, so
 // group commit needs no thread hand-off at all.
 //
