@@ -7,8 +7,10 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 #include "common/ids.h"
@@ -55,6 +57,56 @@ std::string HmacSha256(std::string_view key, std::string_view data) {
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
        reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &len);
   return std::string(reinterpret_cast<char*>(out), len);
+}
+
+struct HmacSha256Key::State {
+  EVP_MD* md = nullptr;
+  EVP_MD_CTX* inner = nullptr;  // SHA-256 after (key ^ ipad)
+  EVP_MD_CTX* outer = nullptr;  // SHA-256 after (key ^ opad)
+};
+
+HmacSha256Key::HmacSha256Key(std::string_view key) : state_(new State) {
+  constexpr size_t kBlock = 64;  // SHA-256 block size (RFC 2104: B)
+  state_->md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  state_->inner = EVP_MD_CTX_new();
+  state_->outer = EVP_MD_CTX_new();
+  std::array<unsigned char, kBlock> k{};
+  if (key.size() > kBlock) {
+    unsigned int n = 0;
+    EVP_Digest(key.data(), key.size(), k.data(), &n, state_->md, nullptr);
+  } else {
+    std::copy(key.begin(), key.end(), k.begin());
+  }
+  std::array<unsigned char, kBlock> pad{};
+  bool ok = state_->md != nullptr && state_->inner != nullptr && state_->outer != nullptr;
+  for (auto [ctx, x] : {std::pair{state_->inner, 0x36}, std::pair{state_->outer, 0x5c}}) {
+    for (size_t i = 0; i < kBlock; ++i) pad[i] = static_cast<unsigned char>(k[i] ^ x);
+    ok = ok && EVP_DigestInit_ex(ctx, state_->md, nullptr) == 1 && EVP_DigestUpdate(ctx, pad.data(), pad.size()) == 1;
+  }
+  OPENSSL_cleanse(k.data(), k.size());
+  OPENSSL_cleanse(pad.data(), pad.size());
+  if (!ok) std::abort();  // OpenSSL without SHA-256: nothing can be verified
+}
+
+HmacSha256Key::~HmacSha256Key() {
+  EVP_MD_CTX_free(state_->inner);
+  EVP_MD_CTX_free(state_->outer);
+  EVP_MD_free(state_->md);
+  delete state_;
+}
+
+std::string HmacSha256Key::Mac(std::string_view data) const {
+  unsigned char inner[EVP_MAX_MD_SIZE];
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int inner_len = 0, out_len = 0;
+  EVP_MD_CTX* c = EVP_MD_CTX_new();
+  const bool ok = c != nullptr && EVP_MD_CTX_copy_ex(c, state_->inner) == 1 &&
+                  EVP_DigestUpdate(c, data.data(), data.size()) == 1 &&
+                  EVP_DigestFinal_ex(c, inner, &inner_len) == 1 && EVP_MD_CTX_copy_ex(c, state_->outer) == 1 &&
+                  EVP_DigestUpdate(c, inner, inner_len) == 1 && EVP_DigestFinal_ex(c, out, &out_len) == 1;
+  EVP_MD_CTX_free(c);
+  if (!ok) std::abort();  // only on allocation failure
+  return std::string(reinterpret_cast<char*>(out), out_len);
 }
 
 std::string Sha256Hex(std::string_view data) {

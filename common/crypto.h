@@ -12,6 +12,25 @@ namespace warden {
 
 // HMAC-SHA256(key, data) as 32 raw bytes.
 std::string HmacSha256(std::string_view key, std::string_view data);
+
+// HMAC-SHA256 under one fixed key, for keys used on every request (the token pepper): the
+// key's padded blocks are hashed once, here, and each Mac() copies those two states.
+// HmacSha256() fetches the digest and hashes the key on every call (about 22,000
+// instructions for a token secret; Mac() about a sixth of that). Mac() is thread-safe.
+class HmacSha256Key {
+ public:
+  explicit HmacSha256Key(std::string_view key);
+  ~HmacSha256Key();
+  HmacSha256Key(const HmacSha256Key&) = delete;
+  HmacSha256Key& operator=(const HmacSha256Key&) = delete;
+
+  // Equal to HmacSha256(key, data).
+  std::string Mac(std::string_view data) const;
+
+ private:
+  struct State;
+  State* state_;
+};
 // SHA-256 of data as lowercase hex.
 std::string Sha256Hex(std::string_view data);
 std::string ToHex(std::string_view bytes);

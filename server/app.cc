@@ -1,5 +1,6 @@
 #include "server/app.h"
 
+#include <pthread.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -280,6 +281,7 @@ void App::Stop() {
 }
 
 void App::MaintenanceLoop() {
+  pthread_setname_np(pthread_self(), "warden-maint");
   // Checkpoints, pruning and last-used writes are background work: the event loop preempts it.
   (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
   if (config_.watch_policies) policies_.StartWatching();

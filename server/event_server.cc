@@ -4,6 +4,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -578,6 +579,7 @@ void EventServer::CloseIdle() {
 }
 
 void EventServer::WorkerLoop() {
+  pthread_setname_np(pthread_self(), "warden-worker");  // the loop itself is the main thread
   for (;;) {
     Done task;
     {

@@ -1,5 +1,7 @@
 #include "server/policy_manager.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <filesystem>
 
@@ -100,6 +102,7 @@ void PolicyManager::StopWatching() {
 }
 
 void PolicyManager::WatchLoop(int poll_millis) {
+  pthread_setname_np(pthread_self(), "warden-watch");
   std::unique_lock<std::mutex> lock(watch_mu_);
   while (!watch_cv_.wait_for(lock, std::chrono::milliseconds(poll_millis), [this] { return stop_; })) {
     lock.unlock();

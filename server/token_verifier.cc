@@ -38,13 +38,13 @@ TokenVerifier::TokenVerifier(store::TokenStore* tokens, PolicyManager* policies,
                              Metrics* metrics)
     : tokens_(tokens),
       policies_(policies),
-      pepper_(std::move(pepper)),
+      pepper_(pepper),
       prefix_(std::move(prefix)),
       clock_(clock),
       metrics_(metrics) {}
 
 std::string TokenVerifier::HashSecret(std::string_view secret) const {
-  return HmacSha256(pepper_, secret);
+  return pepper_.Mac(secret);
 }
 
 TokenVerifier::Result TokenVerifier::Verify(std::string_view token_text) {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/crypto.h"
 #include "engine/engine.h"
 #include "server/metrics.h"
 #include "server/policy_manager.h"
@@ -81,7 +82,7 @@ class TokenVerifier {
 
   store::TokenStore* tokens_;
   PolicyManager* policies_;
-  const std::string pepper_;
+  const HmacSha256Key pepper_;  // secret hashes are HMAC-SHA256(pepper, secret)
   const std::string prefix_;
   const Clock& clock_;
   Metrics* metrics_;

@@ -1,5 +1,6 @@
 #include "store/sqlite_store.h"
 
+#include <pthread.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -349,6 +350,8 @@ SqliteStore::~SqliteStore() {
 
 namespace {
 
+constexpr char kPageSizePragma[] = "PRAGMA page_size = 16384";
+
 Status Configure(Connection& c, int cache_kib, const char* synchronous) {
   // PRAGMA values cannot be bound; these are integers and keywords of the code, not input.
   std::string pragmas = "PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0; "
@@ -399,6 +402,9 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path
   if (sqlite3_threadsafe() == 0) return InternalError("SQLite was built without thread support");
   std::unique_ptr<SqliteStore> store(new SqliteStore(path, clock, options));
   ASSIGN_OR_RETURN(store->admin_, Connection::Open(path, options.busy_timeout_ms));
+  // Takes effect only when the file is new (before its first table). Larger pages mean fewer
+  // WAL frames, and writes, per moved decision row: 2.0 against 2.9 µs a row with 4 KiB.
+  RETURN_IF_ERROR(store->admin_->Exec(kPageSizePragma, "setting the page size"));
   {
     // journal_mode=WAL is persistent in the file; set it before anything else.
     ASSIGN_OR_RETURN(Stmt s, store->admin_->Prepare("PRAGMA journal_mode = WAL"));
@@ -465,6 +471,7 @@ Status SqliteStore::OpenJournal() {
 }
 
 void SqliteStore::IngestLoop() {
+  pthread_setname_np(pthread_self(), "warden-mover");
   // Background work: let the threads answering requests preempt it (Linux nice is per thread).
   (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), 10);
   std::unique_lock<std::mutex> lock(ingester_mu_);
@@ -520,30 +527,69 @@ Status SqliteStore::InsertDecisions(const std::vector<DecisionRow>& rows, uint32
   return InsertDecisionsLocked(rows, generation, next);
 }
 
+namespace {
+
+constexpr int kDecisionColumns = 21;
+// Rows per INSERT statement when moving decisions: one statement per row spent about a
+// third of the mover's time in per-statement work (VDBE setup, the AUTOINCREMENT counter
+// written back after every statement); 16 rows per statement measured 2.9 against 4.0 µs a
+// row (with 4 KiB pages; 2.0 with 16 KiB ones, see kPageSize).
+constexpr size_t kDecisionsPerInsert = 16;
+
+std::string DecisionInsertSql(size_t rows) {
+  std::string sql =
+      "INSERT OR IGNORE INTO decision_log (seq, id, time, tenant_id, principal_type, principal_id, "
+      "principal_name, token_id, model, action, resource_id, allowed, reason, rule, eval_error, "
+      "policy_revision, client_addr, method, path, request_id, latency_us) VALUES ";
+  for (size_t i = 0; i < rows; ++i) {
+    sql += i == 0 ? "(" : ",(";
+    for (int c = 0; c < kDecisionColumns; ++c) sql += c == 0 ? "?" : ",?";
+    sql += ')';
+  }
+  return sql;
+}
+
+// Binds `d` as the row starting at parameter `first` (without copies: `d` must outlive the
+// statement's next reset).
+void BindDecision(Stmt& s, int first, const DecisionRow& d) {
+  const int b = first - 1;
+  s.Bind(b + 1, d.seq).BindStatic(b + 2, d.id).Bind(b + 3, d.time);
+  s.BindStatic(b + 4, d.tenant_id).BindStatic(b + 5, d.principal_type).BindStatic(b + 6, d.principal_id);
+  s.BindStatic(b + 7, d.principal_name).BindStatic(b + 8, d.token_id).BindStatic(b + 9, d.model);
+  s.BindStatic(b + 10, d.action).BindStatic(b + 11, d.resource_id).Bind(b + 12, d.allowed);
+  s.BindStatic(b + 13, d.reason).BindStatic(b + 14, d.rule).BindStatic(b + 15, d.eval_error);
+  s.BindStatic(b + 16, d.policy_revision).BindStatic(b + 17, d.client_addr).BindStatic(b + 18, d.method);
+  s.BindStatic(b + 19, d.path).BindStatic(b + 20, d.request_id).Bind(b + 21, d.latency_us);
+}
+
+}  // namespace
+
 Status SqliteStore::InsertDecisionsLocked(const std::vector<DecisionRow>& rows, uint32_t generation,
                                           int64_t next) {
+  static const std::string kInsertMany = DecisionInsertSql(kDecisionsPerInsert);
+  static const std::string kInsertOne = DecisionInsertSql(1);
   Connection& c = *log_;
   Transaction tx(&c);
   RETURN_IF_ERROR(tx.status());
-  ASSIGN_OR_RETURN(Stmt s, c.Prepare(
-                               "INSERT OR IGNORE INTO decision_log (seq, id, time, tenant_id, "
-                               "principal_type, principal_id, principal_name, token_id, model, "
-                               "action, resource_id, allowed, reason, rule, eval_error, "
-                               "policy_revision, client_addr, method, path, request_id, "
-                               "latency_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                               "?, ?, ?, ?, ?, ?)"));
-  for (const DecisionRow& d : rows) {
-    s.Reset();
-    s.Bind(1, d.seq).BindStatic(2, d.id).Bind(3, d.time);
-    s.BindStatic(4, d.tenant_id).BindStatic(5, d.principal_type).BindStatic(6, d.principal_id);
-    s.BindStatic(7, d.principal_name).BindStatic(8, d.token_id).BindStatic(9, d.model);
-    s.BindStatic(10, d.action).BindStatic(11, d.resource_id).Bind(12, d.allowed);
-    s.BindStatic(13, d.reason).BindStatic(14, d.rule).BindStatic(15, d.eval_error);
-    s.BindStatic(16, d.policy_revision).BindStatic(17, d.client_addr).BindStatic(18, d.method);
-    s.BindStatic(19, d.path).BindStatic(20, d.request_id).Bind(21, d.latency_us);
-    RETURN_IF_ERROR(s.Run("moving a journaled decision"));
+  size_t i = 0;
+  {
+    ASSIGN_OR_RETURN(Stmt many, c.Prepare(kInsertMany));
+    for (; rows.size() - i >= kDecisionsPerInsert; i += kDecisionsPerInsert) {
+      many.Reset();
+      for (size_t k = 0; k < kDecisionsPerInsert; ++k) {
+        BindDecision(many, static_cast<int>(k) * kDecisionColumns + 1, rows[i + k]);
+      }
+      RETURN_IF_ERROR(many.Run("moving journaled decisions"));
+    }
+  }  // the statements reset (dropping their bindings to `rows`) when they go out of scope
+  {
+    ASSIGN_OR_RETURN(Stmt one, c.Prepare(kInsertOne));
+    for (; i < rows.size(); ++i) {
+      one.Reset();
+      BindDecision(one, 1, rows[i]);
+      RETURN_IF_ERROR(one.Run("moving a journaled decision"));
+    }
   }
-  s.Reset();  // drops the bindings to `rows` before they go away
   ASSIGN_OR_RETURN(Stmt pos, c.Prepare("UPDATE decision_journal SET generation = ?, offset = ? WHERE id = 1"));
   pos.Bind(1, static_cast<int64_t>(generation)).Bind(2, next);
   RETURN_IF_ERROR(pos.Run("saving the decision journal position"));

@@ -1,7 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/crypto.h"
@@ -107,6 +109,34 @@ TEST_CASE("HMAC-SHA256 matches RFC 4231 test case 2") {
   REQUIRE(ConstantTimeEquals("abc", "abc"));
   REQUIRE_FALSE(ConstantTimeEquals("abc", "abd"));
   REQUIRE_FALSE(ConstantTimeEquals("abc", "abcd"));
+}
+
+TEST_CASE("HmacSha256Key gives HMAC-SHA256 under its key, short and long keys, from many threads") {
+  // RFC 4231 test cases 2 and 6 (a key longer than the 64-byte block is hashed first).
+  REQUIRE(ToHex(HmacSha256Key("Jefe").Mac("what do ya want for nothing?")) ==
+          "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  REQUIRE(ToHex(HmacSha256Key(std::string(131, '\xaa')).Mac("Test Using Larger Than Block-Size Key - Hash Key First")) ==
+          "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+  for (size_t key_len : {0, 1, 32, 63, 64, 65, 200}) {
+    const std::string key(key_len, 'k');
+    HmacSha256Key keyed(key);
+    for (size_t data_len : {0, 1, 32, 55, 56, 64, 1000}) {
+      const std::string data(data_len, 'd');
+      REQUIRE(keyed.Mac(data) == HmacSha256(key, data));
+      REQUIRE(keyed.Mac(data) == HmacSha256(key, data));  // the key's states are reusable
+    }
+  }
+  HmacSha256Key shared("pepper");
+  const std::string want = HmacSha256("pepper", "secret");
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 2000; ++i) if (shared.Mac("secret") != want) wrong++;
+    });
+  }
+  for (auto& t : threads) t.join();
+  REQUIRE(wrong == 0);
 }
 
 TEST_CASE("scrypt password hashes verify only the right password") {
