@@ -427,6 +427,15 @@ TEST_CASE("check: bad input on every field is a 4xx and writes no row", "[check]
       {"context request_id not a string", "{" + t + ", \"model\": \"company\", \"action\": \"view\", \"context\": {\"request_id\": 5}}", json_ct, 400, "context.request_id"},
       {"unknown top-level field", "{" + t + ", \"model\": \"company\", \"action\": \"view\", \"colour\": \"red\"}", json_ct, 400, "colour"},
       {"body over the payload limit", "{" + t + ", \"model\": \"company\", \"action\": \"view\", \"resource\": {\"id\": \"" + std::string(1100000, 'x') + "\"}}", json_ct, 413, "body"},
+      {"resource id a fraction", "{" + t + ", \"model\": \"company\", \"action\": \"view\", \"resource\": {\"id\": 1.5}}", json_ct, 400, "resource.id"},
+      {"resource attribute array holding a number", "{" + t + ", \"model\": \"company\", \"action\": \"view\", \"resource\": {\"tags\": [\"a\", 2]}}", json_ct, 400, "resource.tags"},
+      {"a check that is not an object", "{" + t + ", \"checks\": [\"company\"]}", json_ct, 400, "checks[0]"},
+      {"a check carrying a token", "{" + t + ", \"checks\": [{\"model\": \"company\", \"action\": \"view\", \"token\": \"x\"}]}", json_ct, 400, "checks[0]"},
+      {"unknown field in a check", "{" + t + ", \"checks\": [{\"model\": \"company\", \"action\": \"view\", \"colour\": 1}]}", json_ct, 400, "checks[0].colour"},
+      {"context attribute of an unsupported type", "{" + t + ", \"model\": \"company\", \"action\": \"view\", \"context\": {\"geo\": {\"lat\": 1}}}", json_ct, 400, "context.geo"},
+      {"token too long", "{\"token\": \"" + std::string(300, 'a') + "\", \"model\": \"company\", \"action\": \"view\"}", json_ct, 400, "token"},
+      {"invalid UTF-8 in a string", "{" + t + ", \"model\": \"comp\xff\", \"action\": \"view\"}", json_ct, 400, ""},
+      {"trailing garbage after the object", "{" + t + ", \"model\": \"company\", \"action\": \"view\"} x", json_ct, 400, ""},
       {"unknown field beside checks", "{" + t + ", \"checks\": [{\"model\": \"company\", \"action\": \"view\"}], \"colour\": 1}", json_ct, 400, "colour"},
   };
   for (const auto& c : cases) {
