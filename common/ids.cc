@@ -78,14 +78,15 @@ std::string NewUlid(const Clock& clock) {
     out[static_cast<size_t>(i)] = kCrockford[t & 31];
     t >>= 5;
   }
-  // 80 bits of randomness -> 16 chars.
-  int bit = 0;
-  for (int i = 0; i < 16; ++i) {
-    int v = 0;
-    for (int k = 0; k < 5; ++k, ++bit) {
-      v = (v << 1) | ((rnd[static_cast<size_t>(bit / 8)] >> (7 - bit % 8)) & 1);
-    }
-    out[static_cast<size_t>(10 + i)] = kCrockford[static_cast<size_t>(v)];
+  // 80 bits of randomness (big-endian: hi = the top 16, lo = the other 64) -> 16 chars,
+  // least significant last.
+  uint64_t hi = static_cast<uint64_t>(rnd[0]) << 8 | rnd[1];
+  uint64_t lo = 0;
+  for (size_t i = 2; i < rnd.size(); ++i) lo = lo << 8 | rnd[i];
+  for (int i = 15; i >= 0; --i) {
+    out[static_cast<size_t>(10 + i)] = kCrockford[lo & 31];
+    lo = lo >> 5 | (hi & 31) << 59;
+    hi >>= 5;
   }
   return out;
 }

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cerrno>
 #include <cstring>
 
@@ -59,14 +60,17 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
+// ASCII case folding (header names and tokens are ASCII; std::tolower is a locale-aware
+// library call, and header matching called it hundreds of times per request).
+constexpr char AsciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; }
+
 bool EqualsIgnoreCase(std::string_view a, std::string_view lower) {
   return a.size() == lower.size() &&
-         std::equal(a.begin(), a.end(), lower.begin(),
-                    [](char x, char y) { return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y)); });
+         std::equal(a.begin(), a.end(), lower.begin(), [](char x, char y) { return AsciiLower(x) == AsciiLower(y); });
 }
 
 // Whether a comma-separated header value (Connection, Expect) lists `token`, any case.
-bool ListsToken(const std::string& value, std::string_view token) {
+bool ListsToken(std::string_view value, std::string_view token) {
   std::string_view rest = value;
   while (!rest.empty()) {
     size_t comma = rest.find(',');
@@ -350,6 +354,11 @@ void EventServer::Process(Conn& c) {
                                             : Fail(c, 400, "malformed request line");
     }
     auto req = std::make_unique<httplib::Request>();
+    // The headers this loop acts on, noted while parsing (not looked up afterwards in
+    // httplib's case-insensitive multimap, which calls tolower per character compared).
+    bool chunked = false;
+    std::vector<std::string_view> content_lengths;
+    std::string_view expect, connection;
     std::string_view rest = line_end == std::string_view::npos ? std::string_view() : head.substr(line_end + 2);
     while (!rest.empty()) {
       size_t eol = rest.find("\r\n");
@@ -366,25 +375,29 @@ void EventServer::Process(Conn& c) {
           })) {
         return Fail(c, 400, "control characters in a header value");
       }
-      req->headers.emplace(std::string(h.substr(0, colon)), std::string(value));
+      const std::string_view name = h.substr(0, colon);
+      if (EqualsIgnoreCase(name, "transfer-encoding")) chunked = true;
+      else if (EqualsIgnoreCase(name, "content-length")) content_lengths.push_back(value);
+      else if (EqualsIgnoreCase(name, "expect")) expect = value;
+      else if (EqualsIgnoreCase(name, "connection")) connection = value;
+      req->headers.emplace(std::string(name), std::string(value));
     }
-    if (req->has_header("Transfer-Encoding")) {
-      return Fail(c, 411, "chunked request bodies are not supported: send Content-Length");
-    }
+    if (chunked) return Fail(c, 411, "chunked request bodies are not supported: send Content-Length");
     size_t length = 0;
-    for (size_t i = 0; i < req->get_header_value_count("Content-Length"); ++i) {
-      const std::string v = req->get_header_value("Content-Length", i);
-      if (v.empty() || v.size() > 18 || !std::all_of(v.begin(), v.end(), ::isdigit)) {
+    for (size_t i = 0; i < content_lengths.size(); ++i) {
+      const std::string_view v = content_lengths[i];
+      size_t parsed = 0;
+      if (v.empty() || v.size() > 18 || !std::all_of(v.begin(), v.end(), [](char ch) { return ch >= '0' && ch <= '9'; }) ||
+          std::from_chars(v.data(), v.data() + v.size(), parsed).ec != std::errc()) {
         return Fail(c, 400, "malformed Content-Length");
       }
-      size_t parsed = std::stoull(v);
       if (i > 0 && parsed != length) return Fail(c, 400, "conflicting Content-Length headers");
       length = parsed;
     }
     if (length > options_.max_body) return Fail(c, 413, "the request body is larger than the payload limit");
     const size_t total = end + 4 + length;
     if (c.in.size() < total) {
-      if (!c.continue_sent && version == "HTTP/1.1" && ListsToken(req->get_header_value("Expect"), "100-continue")) {
+      if (!c.continue_sent && version == "HTTP/1.1" && ListsToken(expect, "100-continue")) {
         c.continue_sent = true;
         c.out += "HTTP/1.1 100 Continue\r\n\r\n";
         Flush(c);
@@ -403,7 +416,6 @@ void EventServer::Process(Conn& c) {
     req->body.assign(c.in, end + 4, length);
     req->remote_addr = c.remote_addr;
     req->remote_port = c.remote_port;
-    const std::string connection = req->get_header_value("Connection");
     const bool keep_alive = version == "HTTP/1.1" ? !ListsToken(connection, "close") : ListsToken(connection, "keep-alive");
     c.in.erase(0, total);
     c.scanned = 0;

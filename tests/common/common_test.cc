@@ -59,9 +59,18 @@ TEST_CASE("ULIDs are 26 Crockford chars and strictly increase within a milliseco
   FakeClock clock;
   std::string prev = NewUlid(clock);
   REQUIRE(prev.size() == 26);
+  // The 80 random bits as one number: the same millisecond adds exactly 1.
+  auto randomness = [](const std::string& ulid) {
+    constexpr std::string_view kCrockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    unsigned __int128 v = 0;
+    for (char c : ulid.substr(10)) v = v << 5 | kCrockford.find(c);
+    return v;
+  };
   for (int i = 0; i < 1000; ++i) {
     std::string next = NewUlid(clock);
     REQUIRE(next > prev);
+    REQUIRE(next.substr(0, 10) == prev.substr(0, 10));
+    REQUIRE(randomness(next) == randomness(prev) + 1);
     prev = next;
   }
   clock.Advance(1);

@@ -215,6 +215,30 @@ TEST_CASE("check: batches answer in order and are limited to 100 checks", "[chec
   CHECK(DecisionRowCount(server) == before + 106);
 }
 
+TEST_CASE("check: names that need JSON escapes come back exactly as sent", "[check]") {
+  TempDir dir;
+  TestServer server({.data_dir = dir.path()});
+  const std::string session = server.Login();
+  AccountRef csm = CreateAccount(server, session, "escaper", "role", "csm");
+  const std::string token = CreateToken(server, session, csm.name).token;
+  // The answer is written without a JSON tree (check_routes.cc AppendJsonString).
+  const std::vector<std::string> models = {"q\"uote", "back\\slash", "new\nline\ttab\r\b\f", std::string("ctl\x01\x1f", 5),
+                                           "caf\xc3\xa9 \xe2\x9c\x93", "plain", "\"", ""};
+  json checks = json::array();
+  for (const auto& m : models) {
+    if (!m.empty()) checks.push_back({{"model", m}, {"action", "view\"x"}});
+  }
+  Reply r = server.Post("/v1/check", {{"token", token}, {"checks", checks}});
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  REQUIRE(r.json["results"].size() == checks.size());
+  for (size_t i = 0; i < checks.size(); ++i) {
+    CHECK(r.json["results"][i]["model"] == checks[i]["model"]);
+    CHECK(r.json["results"][i]["action"] == "view\"x");
+    CHECK(r.json["results"][i]["reason"] == "UNKNOWN_MODEL");
+  }
+}
+
 TEST_CASE("check: the principal is named in the answer and in the decision log", "[check]") {
   TempDir dir;
   TestServer server({.data_dir = dir.path()});
