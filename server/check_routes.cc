@@ -235,7 +235,7 @@ void App::DecideCheck(const httplib::Request& req, httplib::Response& res,
   // simdjson, not nlohmann::json: building the nlohmann tree and reading it back was about
   // 60,000 instructions of a check's ~150,000. The loop thread (and each TLS-front thread)
   // keeps one parser, sized by the largest body it has seen; larger bodies get their own.
-  constexpr size_t kKeptParserBytes = 64 << 10;
+  constexpr size_t kKeptParserBytes = 16 << 10;  // a batch of 100 checks is ~10 KiB
   thread_local sj::parser kept_parser;
   std::optional<sj::parser> own_parser;
   sj::parser& parser = req.body.size() <= kKeptParserBytes ? kept_parser : own_parser.emplace();
