@@ -4,8 +4,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <map>
 
@@ -243,21 +245,63 @@ void App::SetRequestId(const httplib::Request& req, httplib::Response& res) {
   res.set_header("X-Request-Id", id);
 }
 
+namespace {
+
+// `text` cut to `max` bytes, or "-" when empty.
+void AppendField(std::string* out, std::string_view text, size_t max) {
+  if (text.empty()) out->push_back('-');
+  else out->append(text.substr(0, max));
+}
+
+void AppendInt(std::string* out, int64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out->append(buf, end);
+}
+
+}  // namespace
+
 void App::LogRequest(const httplib::Request& req, const httplib::Response& res, double seconds,
                      const std::string& request_id) {
   metrics_.request_seconds.Observe(seconds);
   if (!config_.access_log) return;
-  // Never the query string or a body: they may carry secrets.
-  char line[512];
-  int n = std::snprintf(line, sizeof line, "%s %.16s %.200s %d %.3fms rid=%.128s\n",
-                        FormatTimestamp(clock_.NowMillis()).c_str(), req.method.empty() ? "-" : req.method.c_str(),
-                        req.path.empty() ? "-" : req.path.c_str(), res.status, seconds * 1000, request_id.c_str());
-  if (n <= 0) return;
-  const size_t len = std::min(static_cast<size_t>(n), sizeof line - 1);
+  // One line: "<RFC 3339 time> <method> <path> <status> <ms>ms rid=<request id>". Never the
+  // query string or a body: they may carry secrets. Built by hand: snprintf and the time
+  // formatting were ~7,000 instructions a request, on the event loop.
+  thread_local std::string line;
+  thread_local int64_t cached_second = -1;
+  thread_local std::string cached_prefix;  // "YYYY-MM-DDTHH:MM:SS." of cached_second
+  const int64_t now = clock_.NowMillis();
+  const int64_t second = now >= 0 ? now / 1000 : (now - 999) / 1000;
+  if (second != cached_second) {
+    cached_second = second;
+    cached_prefix = FormatTimestamp(second * 1000).substr(0, 20);
+  }
+  const int64_t ms = now - second * 1000;
+  line.assign(cached_prefix);
+  line.push_back(static_cast<char>('0' + ms / 100));
+  line.push_back(static_cast<char>('0' + ms / 10 % 10));
+  line.push_back(static_cast<char>('0' + ms % 10));
+  line += "Z ";
+  AppendField(&line, req.method, 16);
+  line.push_back(' ');
+  AppendField(&line, req.path, 200);
+  line.push_back(' ');
+  AppendInt(&line, res.status);
+  line.push_back(' ');
+  const int64_t micros = std::llround(std::max(0.0, seconds) * 1e6);
+  AppendInt(&line, micros / 1000);
+  line.push_back('.');
+  line.push_back(static_cast<char>('0' + micros % 1000 / 100));
+  line.push_back(static_cast<char>('0' + micros % 100 / 10));
+  line.push_back(static_cast<char>('0' + micros % 10));
+  line += "ms rid=";
+  line.append(std::string_view(request_id).substr(0, 128));
+  line.push_back('\n');
   if (t_buffer_access_log) {
-    t_access_log.append(line, len);
+    t_access_log += line;
   } else {
-    std::fwrite(line, 1, len, stderr);
+    std::fwrite(line.data(), 1, line.size(), stderr);
   }
 }
 

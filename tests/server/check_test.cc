@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -237,6 +238,39 @@ TEST_CASE("check: names that need JSON escapes come back exactly as sent", "[che
     CHECK(r.json["results"][i]["action"] == "view\"x");
     CHECK(r.json["results"][i]["reason"] == "UNKNOWN_MODEL");
   }
+}
+
+TEST_CASE("check: one access-log line per request: time, method, path, status, latency, request id", "[check]") {
+  TempDir dir;
+  TestServer server({.data_dir = dir.path()});
+  const std::string session = server.Login();
+  AccountRef csm = CreateAccount(server, session, "logged", "role", "csm");
+  const std::string token = CreateToken(server, session, csm.name).token;
+  const json body = {{"token", token}, {"model", "company"}, {"action", "view"}};
+  REQUIRE(server.Call("POST", "/v1/check?secret=query-value", body.dump(), "", {{"X-Request-Id", "rid-check-1"}}).status == 200);
+  REQUIRE(server.Call("GET", "/v1/no-such-thing", "", "", {{"X-Request-Id", "rid-missing-2"}}).status == 404);
+  const std::string long_id(200, 'r');  // over 128 characters: replaced by a generated id
+  Reply replaced = server.Call("POST", "/v1/check", body.dump(), "", {{"X-Request-Id", long_id}});
+  REQUIRE(replaced.status == 200);
+  const std::string generated = replaced.Header("X-Request-Id");
+  REQUIRE(generated.size() == 26);
+
+  // A pass's lines are written after its answers are sent: wait for the last one.
+  std::string log = server.Log();
+  for (int i = 0; i < 200 && log.find("rid=" + generated + "\n") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    log = server.Log();
+  }
+  INFO(log);
+  const std::regex check_line(R"((^|\n)\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z POST /v1/check 200 \d+\.\d{3}ms rid=rid-check-1\n)");
+  CHECK(std::regex_search(log, check_line));
+  const std::regex missing_line(R"((^|\n)\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z GET /v1/no-such-thing 404 \d+\.\d{3}ms rid=rid-missing-2\n)");
+  CHECK(std::regex_search(log, missing_line));
+  CHECK(log.find(" POST /v1/check 200 ") != std::string::npos);
+  CHECK(log.find("rid=" + generated + "\n") != std::string::npos);
+  CHECK(log.find(long_id) == std::string::npos);
+  CHECK(log.find("query-value") == std::string::npos);
+  CHECK(log.find(token) == std::string::npos);
 }
 
 TEST_CASE("check: the principal is named in the answer and in the decision log", "[check]") {
