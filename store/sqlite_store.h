@@ -185,6 +185,8 @@ class SqliteStore final : public Store {
   Status OpenJournal();
   // Inserts `rows` and records the journal position `next` in one transaction.
   Status InsertDecisions(const std::vector<DecisionRow>& rows, uint32_t generation, int64_t next);
+  // Moves at most one transaction of journaled rows (back-pressure on appenders).
+  Status MoveDecisionsOnce();
   Status InsertDecisionsLocked(const std::vector<DecisionRow>& rows, uint32_t generation, int64_t next);  // write_mu_ held
   void IngestLoop();
   std::unique_ptr<DecisionJournal> journal_;
