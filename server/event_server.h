@@ -124,7 +124,6 @@ class EventServer {
   std::condition_variable work_cv_;
   std::deque<Done> work_;                   // guarded by mu_; requests for the workers
   std::vector<Done> done_;                  // guarded by mu_
-
   bool workers_stop_ = false;               // guarded by mu_
   std::vector<std::thread> workers_;
 };

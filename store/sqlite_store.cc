@@ -488,13 +488,17 @@ namespace {
 constexpr size_t kRowsPerTransaction = 5000;  // moving decision rows: ~10 ms of SQLite work
 }  // namespace
 
-Status SqliteStore::MoveDecisionsOnce() {
-  std::lock_guard<std::mutex> lock(ingest_mu_);
-  if (ingested_ >= journal_->end()) return Status::Ok();
+Status SqliteStore::MoveBatchLocked(bool write_locked) {
   ASSIGN_OR_RETURN(int64_t next, journal_->Read(ingested_, kRowsPerTransaction, &ingest_rows_));
-  RETURN_IF_ERROR(InsertDecisions(ingest_rows_, journal_->generation(), next));
+  RETURN_IF_ERROR(write_locked ? InsertDecisionsLocked(ingest_rows_, journal_->generation(), next)
+                               : InsertDecisions(ingest_rows_, journal_->generation(), next));
   ingested_ = next;
   return Status::Ok();
+}
+
+Status SqliteStore::MoveDecisionsOnce() {
+  std::lock_guard<std::mutex> lock(ingest_mu_);
+  return ingested_ < journal_->end() ? MoveBatchLocked(false) : Status::Ok();
 }
 
 Status SqliteStore::FlushDecisions() {
@@ -503,12 +507,7 @@ Status SqliteStore::FlushDecisions() {
   std::lock_guard<std::mutex> lock(ingest_mu_);
   // Moves what was appended up to `target`; appenders may be faster than this, so never more.
   auto move_to = [this](int64_t target, bool write_locked) -> Status {
-    while (ingested_ < target) {
-      ASSIGN_OR_RETURN(int64_t next, journal_->Read(ingested_, kRowsPerTransaction, &ingest_rows_));
-      RETURN_IF_ERROR(write_locked ? InsertDecisionsLocked(ingest_rows_, journal_->generation(), next)
-                                   : InsertDecisions(ingest_rows_, journal_->generation(), next));
-      ingested_ = next;
-    }
+    while (ingested_ < target) RETURN_IF_ERROR(MoveBatchLocked(write_locked));
     return Status::Ok();
   };
   RETURN_IF_ERROR(move_to(journal_->end(), false));
@@ -547,7 +546,7 @@ constexpr int kDecisionColumns = 21;
 // Rows per INSERT statement when moving decisions: one statement per row spent about a
 // third of the mover's time in per-statement work (VDBE setup, the AUTOINCREMENT counter
 // written back after every statement); 16 rows per statement measured 2.9 against 4.0 µs a
-// row (with 4 KiB pages; 2.0 with 16 KiB ones, see kPageSize).
+// row (with 4 KiB pages; 2.0 with 16 KiB ones, see kPageSizePragma).
 constexpr size_t kDecisionsPerInsert = 16;
 
 std::string DecisionInsertSql(size_t rows) {
@@ -1234,12 +1233,14 @@ StatusOr<Page<AuditEntry>> SqliteStore::List(const AuditQuery& query) {
 Status SqliteStore::AppendDecisions(std::vector<DecisionRow>* rows) {
   if (rows->empty()) return Status::Ok();
   // Back-pressure: an appender that outruns the background mover helps it, so the journal
-  // stays small (a check path never gets near this; a bulk loader does).
-  // The file bound too: an appender as fast as the mover keeps the backlog small but never
-  // lets the mover find the small tail it needs to start the file over.
-  // Over the backlog bound an append moves one transaction's worth (~10 ms), not the whole
-  // backlog: a full flush of 16 MiB on the check path stalled answers for over a second on a
-  // busy machine. Over the file bound it moves everything, so the file can start over.
+  // stays bounded (an idle machine's check path never gets near this; a bulk loader or a
+  // CPU-starved machine does).
+  // - Over the backlog bound an append moves one transaction's worth (~10 ms), not the
+  //   whole backlog: a full flush of 16 MiB on the check path stalled answers for over a
+  //   second on a busy machine.
+  // - Over the file bound it moves everything and lets the file start over: an appender as
+  //   fast as the mover keeps the backlog small but never lets the mover find the small tail
+  //   it needs to start over itself.
   constexpr int64_t kMaxBacklogBytes = 16 << 20;
   constexpr int64_t kMaxJournalBytes = 32 << 20;
   if (journal_->end() > kMaxJournalBytes) {

@@ -187,6 +187,9 @@ class SqliteStore final : public Store {
   Status InsertDecisions(const std::vector<DecisionRow>& rows, uint32_t generation, int64_t next);
   // Moves at most one transaction of journaled rows (back-pressure on appenders).
   Status MoveDecisionsOnce();
+  // One transaction of rows from `ingested_` on (ingest_mu_ held; write_mu_ too when
+  // write_locked), advancing `ingested_`.
+  Status MoveBatchLocked(bool write_locked);
   Status InsertDecisionsLocked(const std::vector<DecisionRow>& rows, uint32_t generation, int64_t next);  // write_mu_ held
   void IngestLoop();
   std::unique_ptr<DecisionJournal> journal_;
