@@ -14,7 +14,8 @@
 #
 # Per warden mode: a fresh copy of the seeded data dir, start warden, one curl check, a
 # warm-up, REPS x (LOAD, SINGLE) with wrk --latency + bench/check.lua, then stop warden
-# (SIGTERM, wait) and count decision_log rows with the sqlite3 CLI:
+# (SIGTERM, wait) and count the decision rows with the sqlite3 CLI (the row_count of every
+# decision_chunk; tests/store/decision_journal_test.cc checks row_count against the blobs):
 #   every 200 answer carries 2 evaluated checks = 2 rows. wrk counts the requests it saw
 #   complete; when a run's duration ends, up to one request per connection is in flight, and
 #   the server may have committed its rows (durable before the answer) and then answered a
@@ -113,9 +114,9 @@ for mode in $ACCESS_LOG_MODES; do
   curl -s "$URL/metrics" | awk '/^warden_decision_log_batches_total/{b=$2} /^warden_decision_log_rows_total/{r=$2}
     END{printf "## warden access_log='"$mode"' decision-log commits: %d transactions, %.1f rows each on average\n", b, (b ? r/b : 0)}'
   stop_pid
-  rows=$(sqlite3 "$DATA/warden.db" 'SELECT count(*) FROM decision_log')
+  rows=$(sqlite3 "$DATA/warden.db" 'SELECT COALESCE(SUM(row_count), 0) FROM decision_chunk')
   echo "warden $mode rows $rows" >> "$RAW"
-  echo "## warden access_log=$mode stopped; decision_log rows: $rows; access log: $(wc -l < "$WORK/warden-$mode.log") lines"
+  echo "## warden access_log=$mode stopped; decision rows: $rows; access log: $(wc -l < "$WORK/warden-$mode.log") lines"
 done
 
 # ---- Cerbos, audit on

@@ -6,7 +6,7 @@
 // write() of the rows' bytes (~300 bytes a row). It gives the same durability as a
 // synchronous=NORMAL SQLite commit: once Append() returns, the rows survive a crash of the
 // process (they are in the kernel's page cache) but not necessarily a power loss.
-// SqliteStore moves the rows into the decision_log table in large transactions in the
+// SqliteStore moves the rows into the decision_chunk table in transactions in the
 // background (and before any read of the table), then starts the file over.
 //
 // File: an 8-byte header ("WDJ1" + u32 generation), then records

@@ -161,10 +161,36 @@ CREATE TABLE decision_journal (
 INSERT INTO decision_journal (id, generation, offset) VALUES (1, 0, 0);
 )sql";
 
+// Version 4. Decisions are stored in chunks, one row per principal per move of up to 512
+// decisions, its rows encoded in one blob (store/decision_chunk.h): about 18k instructions
+// and 330 bytes of database per decision became about 2k and 50. first_seq is a chunk's
+// oldest row; a chunk's rows lie less than kMaxChunkSpan seqs apart. The rows of
+// decision_log are converted into chunks at the next Open (SqliteStore, in batches), which
+// then drops the table. decision_journal.last_seq is the newest seq ever moved, so seqs
+// never go back once pruning has emptied the table.
+constexpr char kV4[] = R"sql(
+CREATE TABLE decision_chunk (
+  first_seq    INTEGER PRIMARY KEY,
+  last_seq     INTEGER NOT NULL,
+  tenant_id    TEXT NOT NULL,
+  principal_id TEXT NOT NULL,
+  min_time     INTEGER NOT NULL,
+  max_time     INTEGER NOT NULL,
+  row_count    INTEGER NOT NULL,
+  rows         BLOB NOT NULL
+);
+CREATE INDEX decision_chunk_principal ON decision_chunk (tenant_id, principal_id, last_seq);
+CREATE INDEX decision_chunk_tenant ON decision_chunk (tenant_id, last_seq);
+ALTER TABLE decision_journal ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0;
+UPDATE decision_journal SET last_seq = MAX(
+  COALESCE((SELECT MAX(seq) FROM decision_log), 0),
+  COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'decision_log'), 0));
+)sql";
+
 }  // namespace
 
 const std::vector<const char*>& Migrations() {
-  static const std::vector<const char*> kMigrations = {kV1, kV2, kV3};
+  static const std::vector<const char*> kMigrations = {kV1, kV2, kV3, kV4};
   return kMigrations;
 }
 

@@ -98,6 +98,12 @@ std::string Stmt::Blob(int col) const {
   return std::string(static_cast<const char*>(p), sqlite3_column_bytes(stmt_, col));
 }
 
+std::string_view Stmt::BlobView(int col) const {
+  const void* p = sqlite3_column_blob(stmt_, col);
+  if (p == nullptr) return {};
+  return std::string_view(static_cast<const char*>(p), sqlite3_column_bytes(stmt_, col));
+}
+
 StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& path,
                                                        int busy_timeout_ms) {
   sqlite3* db = nullptr;

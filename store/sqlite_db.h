@@ -59,6 +59,8 @@ class Stmt {
   bool Bool(int col) const { return sqlite3_column_int64(stmt_, col) != 0; }
   std::string Text(int col) const;
   std::string Blob(int col) const;
+  // Without a copy: valid until the next Step() or Reset().
+  std::string_view BlobView(int col) const;
 
  private:
   sqlite3_stmt* stmt_;

@@ -8,8 +8,8 @@
 //     appends the rows to the decision journal (`<database>-decisions`, decision_journal.h),
 //     which is in the OS page cache when it returns, so the rows survive a crash of the
 //     process (kill -9), not a power loss; that is the durability the decision log promises.
-//     A background thread moves journaled rows into decision_log every 50 ms in large
-//     transactions on this connection (and every read of the decision log does it first, so
+//     A background thread moves journaled rows into decision_chunk (decision_chunk.h) every
+//     10 ms while rows arrive (50 ms when idle), in transactions on this connection (and every read of the decision log does it first, so
 //     reads see every appended row); Open() moves what a crash left in the journal. The two
 //     writers share one in-process write mutex so they queue on it instead of sleeping in
 //     SQLite's busy handler.
@@ -78,8 +78,8 @@ class SqliteStore final : public Store {
 
   // PASSIVE checkpoint, then TRUNCATE when the WAL is larger than wal_truncate_bytes.
   Status Checkpoint();
-  // Moves every journaled decision row into the decision_log table (also done in the
-  // background every 50 ms, and before every read of the decision log).
+  // Moves every journaled decision row into the decision_chunk table (also done in the
+  // background, and before every read of the decision log).
   Status FlushDecisions();
   int64_t DecisionBacklogBytes() const override;
   // Size of the -wal file in bytes (0 when absent); for metrics and tests.
@@ -183,6 +183,9 @@ class SqliteStore final : public Store {
   // The decision journal (see decision_journal.h). Lock order: ingest_mu_, write_mu_,
   // append_mu_ (AppendDecisions takes append_mu_ alone).
   Status OpenJournal();
+  // Schema version 4 replaced decision_log by decision_chunk: converts the rows an older
+  // warden left there, a transaction of rows at a time, then drops the table.
+  Status ConvertDecisionLog();
   // Inserts `rows` and records the journal position `next` in one transaction.
   Status InsertDecisions(const std::vector<DecisionRow>& rows, uint32_t generation, int64_t next);
   // Moves at most one transaction of journaled rows (back-pressure on appenders).
@@ -195,8 +198,9 @@ class SqliteStore final : public Store {
   std::unique_ptr<DecisionJournal> journal_;
   std::mutex append_mu_;
   int64_t next_seq_ = 1;  // guarded by append_mu_
+  int64_t moved_seq_ = 0;  // the newest seq in decision_chunk, ever; guarded by write_mu_
   std::mutex ingest_mu_;
-  // Journal offset already in decision_log: written under ingest_mu_, read anywhere
+  // Journal offset already in decision_chunk: written under ingest_mu_, read anywhere
   // (AppendDecisions' back-pressure, the backlog metric).
   std::atomic<int64_t> ingested_{0};
   std::vector<DecisionRow> ingest_rows_;  // guarded by ingest_mu_; reused (string capacity)

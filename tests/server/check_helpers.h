@@ -1,8 +1,10 @@
 // Helpers shared by the end-to-end tests of /v1/check and the decision history: creating
 // accounts and tokens through the admin API, reading every page of a history, counting
-// decision-log rows in the database file (sqlite3 CLI, read-only) and reading metrics.
+// decision-log rows in the database file (read-only, outside the server) and reading metrics.
 // Must be called from the test's main thread (they use Catch2 assertions).
 #pragma once
+
+#include <sqlite3.h>
 
 #include <catch2/catch.hpp>
 
@@ -18,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "store/decision_chunk.h"
 #include "tests/server/harness.h"
 
 namespace warden::testing {
@@ -122,7 +125,7 @@ inline std::optional<double> MetricValue(const std::string& text, const std::str
   return std::nullopt;
 }
 
-// The server journals decision rows first and moves them into decision_log within ~50 ms
+// The server journals decision rows first and moves them into decision_chunk within ~50 ms
 // (store/decision_journal.h). Waits until the table holds everything journaled so far.
 inline void WaitForDecisionTable(const TestServer& server) {
   for (int i = 0; i < 1000; ++i) {
@@ -131,14 +134,37 @@ inline void WaitForDecisionTable(const TestServer& server) {
     if (*backlog == 0) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  FAIL("the decision journal was not moved into decision_log within 10 s");
+  FAIL("the decision journal was not moved into decision_chunk within 10 s");
+}
+
+// Every decision row in the database file `db`, read with SQLite outside the server (chunks
+// decoded by store/decision_chunk.h). Each chunk's row_count must match its blob.
+inline std::vector<store::DecisionRow> StoredDecisions(const std::string& db) {
+  sqlite3* conn = nullptr;
+  REQUIRE(sqlite3_open_v2(db.c_str(), &conn, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_busy_timeout(conn, 5000);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(conn, "SELECT row_count, rows FROM decision_chunk", -1, &st, nullptr) ==
+          SQLITE_OK);
+  std::vector<store::DecisionRow> rows;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const size_t before = rows.size();
+    std::string_view blob(static_cast<const char*>(sqlite3_column_blob(st, 1)),
+                          static_cast<size_t>(sqlite3_column_bytes(st, 1)));
+    CHECK(store::DecodeChunk(blob, &rows).ok());
+    CHECK(static_cast<int64_t>(rows.size() - before) == sqlite3_column_int64(st, 0));
+  }
+  CHECK(rc == SQLITE_DONE);
+  sqlite3_finalize(st);
+  sqlite3_close(conn);
+  return rows;
 }
 
 inline int64_t DecisionRowCount(const TestServer& server) {
   WaitForDecisionTable(server);
-  return std::stoll(Sqlite(DbPath(server), "SELECT COUNT(*) FROM decision_log"));
+  return static_cast<int64_t>(StoredDecisions(DbPath(server)).size());
 }
-
 
 inline std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -104,14 +104,8 @@ TEST_CASE("durability: a row for every received decision survives kill -9", "[ch
   CHECK(logged.size() >= received.size() + 1);  // + the warm-up check; more if committed but not received
 
   // The same from the file itself, and the file is sound.
-  std::string ids_out = Sqlite(db, "SELECT id FROM decision_log");
   std::set<std::string> file_ids;
-  for (size_t pos = 0; pos < ids_out.size();) {
-    size_t end = ids_out.find('\n', pos);
-    if (end == std::string::npos) end = ids_out.size();
-    file_ids.insert(ids_out.substr(pos, end - pos));
-    pos = end + 1;
-  }
+  for (const auto& d : StoredDecisions(db)) file_ids.insert(d.id);
   CHECK(file_ids == logged_set);
   CHECK(Sqlite(db, "PRAGMA integrity_check") == "ok");
 

@@ -1,6 +1,8 @@
 // Open, migrations, tenants, users, sessions and health of the SQLite store.
 #include <sqlite3.h>
 
+#include <cstdio>
+
 #include <catch2/catch.hpp>
 
 #include "store/schema.h"
@@ -64,7 +66,7 @@ TEST_CASE("Open creates the schema at the current version in WAL mode", "[store]
   CHECK(RawText(path, "PRAGMA journal_mode") == "wal");
   for (const char* table : {"tenants", "users", "sessions", "service_accounts",
                             "service_account_policy_versions", "api_tokens", "audit_log",
-                            "decision_log"}) {
+                            "decision_chunk"}) {
     INFO(table);
     CHECK(RawInt(path, std::string("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND "
                                    "name = '") + table + "'") == 1);
@@ -72,17 +74,101 @@ TEST_CASE("Open creates the schema at the current version in WAL mode", "[store]
     CHECK(RawInt(path, std::string("SELECT COUNT(*) FROM pragma_table_info('") + table +
                            "') WHERE name IN ('tenant_id', 'id')") >= 1);
   }
-  for (const char* index : {"decision_log_principal", "audit_log_tenant", "audit_log_target",
+  for (const char* index : {"decision_chunk_principal", "decision_chunk_tenant", "audit_log_tenant", "audit_log_target",
                             "service_accounts_live_name"}) {
     INFO(index);
     CHECK(RawInt(path, std::string("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND "
                                    "name = '") + index + "'") == 1);
   }
-  // Dropped by migration 2: every index is one more WAL page per decision-log commit.
-  for (const char* index : {"decision_log_tenant", "decision_log_time"}) {
-    INFO(index);
-    CHECK(RawInt(path, std::string("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND "
-                                   "name = '") + index + "'") == 0);
+  // Replaced by decision_chunk in schema version 4 (and dropped once converted).
+  CHECK(RawInt(path, "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'decision_log%'") == 0);
+}
+
+TEST_CASE("Decision rows of a version-3 database are converted into chunks at Open",
+          "[store][migrations]") {
+  TempDir dir;
+  FakeClock clock;
+  const std::string path = dir.File("w.db");
+  { REQUIRE(SqliteStore::Open(path, clock).ok()); }
+  // Back to version 3, as an older warden left it: 1,200 rows in decision_log (seqs 1-1200
+  // given by AUTOINCREMENT), the oldest 200 of them since pruned.
+  RawExec(path, R"sql(
+    DROP TABLE decision_chunk;
+    ALTER TABLE decision_journal DROP COLUMN last_seq;
+    DELETE FROM schema_migrations WHERE version = 4;
+    CREATE TABLE decision_log (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, time INTEGER NOT NULL,
+      tenant_id TEXT NOT NULL, principal_type TEXT NOT NULL, principal_id TEXT NOT NULL,
+      principal_name TEXT NOT NULL, token_id TEXT NOT NULL, model TEXT NOT NULL,
+      action TEXT NOT NULL, resource_id TEXT NOT NULL, allowed INTEGER NOT NULL,
+      reason TEXT NOT NULL, rule TEXT NOT NULL, eval_error TEXT NOT NULL,
+      policy_revision TEXT NOT NULL, client_addr TEXT NOT NULL, method TEXT NOT NULL,
+      path TEXT NOT NULL, request_id TEXT NOT NULL, latency_us INTEGER NOT NULL);
+    CREATE INDEX decision_log_principal ON decision_log (tenant_id, principal_id, seq);
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1200)
+    INSERT INTO decision_log (id, time, tenant_id, principal_type, principal_id, principal_name,
+      token_id, model, action, resource_id, allowed, reason, rule, eval_error, policy_revision,
+      client_addr, method, path, request_id, latency_us)
+    SELECT printf('d%04d', i), 1000 * i, 'default', 'service_account', 'sa-' || (i % 3),
+      'name-' || (i % 3), 'tok-' || (i % 3), 'company', CASE i % 2 WHEN 0 THEN 'view' ELSE 'update' END,
+      'c' || i, i % 2 = 0, CASE i % 2 WHEN 0 THEN 'ALLOW_RULE' ELSE 'NO_MATCHING_RULE' END,
+      'r' || (i % 5), '', 'rev1', '10.0.0.' || (i % 7), 'GET', '/c/' || i, 'req-' || i, i
+    FROM n;
+    DELETE FROM decision_log WHERE seq <= 200;
+  )sql");
+  {
+    auto opened = SqliteStore::Open(path, clock);
+    INFO(opened.status().message());
+    REQUIRE(opened.ok());
+    auto& store = *opened;
+    CHECK(RawInt(path, "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'decision_log%'") == 0);
+    CHECK(store->CountDecisions(kDefaultTenantId, "").value() == 1000);
+    CHECK(store->CountDecisions(kDefaultTenantId, "sa-1").value() == 333);
+    DecisionQuery q;
+    q.tenant_id = kDefaultTenantId;
+    q.limit = kMaxPageLimit;
+    auto all = testing::QueryAll(*store, q);
+    REQUIRE(all.size() == 1000);
+    for (size_t k = 0; k < all.size(); ++k) {
+      const int64_t i = 1200 - static_cast<int64_t>(k);  // newest first
+      const DecisionRow& d = all[k];
+      INFO("seq " << i);
+      CHECK(d.seq == i);
+      char id[16];
+      std::snprintf(id, sizeof id, "d%04lld", static_cast<long long>(i));
+      CHECK(d.id == id);
+      CHECK(d.time == 1000 * i);
+      CHECK(d.principal_id == "sa-" + std::to_string(i % 3));
+      CHECK(d.principal_name == "name-" + std::to_string(i % 3));
+      CHECK(d.token_id == "tok-" + std::to_string(i % 3));
+      CHECK(d.action == (i % 2 == 0 ? "view" : "update"));
+      CHECK(d.allowed == (i % 2 == 0));
+      CHECK(d.resource_id == "c" + std::to_string(i));
+      CHECK(d.rule == "r" + std::to_string(i % 5));
+      CHECK(d.client_addr == "10.0.0." + std::to_string(i % 7));
+      CHECK(d.path == "/c/" + std::to_string(i));
+      CHECK(d.request_id == "req-" + std::to_string(i));
+      CHECK(d.latency_us == i);
+    }
+    // Seqs go on after the newest converted row.
+    std::vector<DecisionRow> more(1, testing::MakeDecision("sa-1", true));
+    REQUIRE(store->AppendDecisions(&more).ok());
+    CHECK(more[0].seq == 1201);
+    REQUIRE(store->FlushDecisions().ok());  // Prune sees moved rows only
+    // Retention still counts rows: keep the newest 10.
+    int64_t pruned = 0;
+    for (int i = 0; i < 10; ++i) pruned += store->Prune(0, 10, 100).value();
+    CHECK(pruned == 991);
+    CHECK(store->CountDecisions(kDefaultTenantId, "").value() == 10);
+  }
+  // Every row pruned: seq still never goes back.
+  {
+    auto store = SqliteStore::Open(path, clock);
+    REQUIRE(store.ok());
+    CHECK((*store)->Prune(0, 1, 1000).value() == 9);
+    std::vector<DecisionRow> more(1, testing::MakeDecision("sa-2", true));
+    REQUIRE((*store)->AppendDecisions(&more).ok());
+    CHECK(more[0].seq == 1202);
   }
 }
 
@@ -147,18 +233,22 @@ TEST_CASE("Open fails with Unavailable when the directory does not exist", "[sto
 
 TEST_CASE("Writers never checkpoint automatically; Checkpoint() does", "[store]") {
   StoreFixture f;
-  // SQLite's default autocheckpoint would keep the WAL near 1000 pages (~4 MB).
-  for (int i = 0; i < 25; ++i) {
-    std::vector<DecisionRow> rows(2000, testing::MakeDecision("p", true));
+  // SQLite's default autocheckpoint would keep the WAL near 1000 pages (16 MiB with the
+  // store's 16 KiB pages): write until the WAL is twice that.
+  constexpr int64_t kAutoCheckpointBytes = 1000 * 16384;
+  int64_t appended = 0;
+  for (int i = 0; i < 400 && f.store->WalSizeBytes() <= 2 * kAutoCheckpointBytes; ++i) {
+    std::vector<DecisionRow> rows(5000, testing::MakeDecision("p", true));
     REQUIRE(f.store->AppendDecisions(&rows).ok());
+    REQUIRE(f.store->FlushDecisions().ok());  // journaled rows reach the table (and the WAL)
+    appended += 5000;
   }
-  REQUIRE(f.store->FlushDecisions().ok());  // journaled rows reach the table (and the WAL)
   const int64_t wal_before = f.store->WalSizeBytes();
-  CHECK(wal_before > 2 * 1000 * 4096);
+  CHECK(wal_before > 2 * kAutoCheckpointBytes);
   REQUIRE(f.store->Checkpoint().ok());
   // PASSIVE copies the WAL into the database without shrinking the file (below the limit).
   CHECK(f.store->WalSizeBytes() == wal_before);
-  CHECK(f.store->CountDecisions(kDefaultTenantId, "").value() == 50000);
+  CHECK(f.store->CountDecisions(kDefaultTenantId, "").value() == appended);
 }
 
 TEST_CASE("Checkpoint truncates the WAL when it passes the configured size", "[store]") {
