@@ -35,6 +35,14 @@ void PutVarint(std::string* out, uint64_t v) {
   out->append(buf, n);
 }
 
+// Times are deltas from the previous row's; any two int64 values have a delta modulo 2^64.
+int64_t WrappingSub(int64_t a, int64_t b) {
+  return static_cast<int64_t>(static_cast<uint64_t>(a) - static_cast<uint64_t>(b));
+}
+int64_t WrappingAdd(int64_t a, int64_t b) {
+  return static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
+}
+
 uint64_t ZigZag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
 int64_t UnZigZag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
 
@@ -82,12 +90,25 @@ struct Reader {
 }  // namespace
 
 uint32_t ChunkBuilder::Intern(size_t field, std::string_view value) {
-  if (has_last_[field] && last_value_[field] == value) return last_index_[field];
-  auto [it, inserted] = index_.try_emplace(value, static_cast<uint32_t>(strings_.size()));
-  if (inserted) strings_.push_back(value);
-  has_last_[field] = true;
-  last_value_[field] = value;
-  last_index_[field] = it->second;
+  Recent& recent = recent_[field];
+  for (int i = 0; i < recent.size; ++i) {
+    if (recent.value[i] == value) return recent.index[i];
+  }
+  auto it = index_.find(value);
+  if (it == index_.end()) {
+    const std::string_view owned = owned_.emplace_back(value);
+    it = index_.emplace(owned, static_cast<uint32_t>(strings_.size())).first;
+    strings_.push_back(owned);
+  }
+  int slot = recent.size;
+  if (recent.size < 2) {
+    ++recent.size;
+  } else {
+    slot = recent.next;  // the older of the two
+    recent.next ^= 1;
+  }
+  recent.value[slot] = it->first;
+  recent.index[slot] = it->second;
   return it->second;
 }
 
@@ -100,8 +121,8 @@ bool ChunkBuilder::Add(const DecisionRow& row) {
     return false;
   }
   PutVarint(&body_, static_cast<uint64_t>(row.seq - (rows_ == 0 ? first_seq_ : last_seq_)));
-  PutVarint(&body_, ZigZag(row.time - last_time_));
-  PutVarint(&body_, static_cast<uint64_t>(std::max<int64_t>(0, row.latency_us)));
+  PutVarint(&body_, ZigZag(WrappingSub(row.time, last_time_)));
+  PutVarint(&body_, ZigZag(row.latency_us));
   body_.push_back(row.allowed ? 1 : 0);
   PutBytes(&body_, row.id);
   const auto fields = DictFields(row);
@@ -126,7 +147,8 @@ void ChunkBuilder::Finish(std::string* out) {
   body_.clear();
   strings_.clear();
   index_.clear();
-  std::fill(std::begin(has_last_), std::end(has_last_), false);
+  owned_.clear();
+  std::fill(std::begin(recent_), std::end(recent_), Recent{});
 }
 
 Status DecodeChunk(std::string_view blob, std::vector<DecisionRow>* out) {
@@ -150,11 +172,11 @@ Status DecodeChunk(std::string_view blob, std::vector<DecisionRow>* out) {
   int64_t time = 0;
   for (uint64_t i = 0; i < n_rows && in.ok; ++i) {
     DecisionRow& r = (*out)[start + i];
-    seq += static_cast<int64_t>(in.Varint());
-    time += UnZigZag(in.Varint());
+    seq = WrappingAdd(seq, static_cast<int64_t>(in.Varint()));
+    time = WrappingAdd(time, UnZigZag(in.Varint()));
     r.seq = seq;
     r.time = time;
-    r.latency_us = static_cast<int64_t>(in.Varint());
+    r.latency_us = UnZigZag(in.Varint());
     r.allowed = in.Byte() != 0;
     r.id = in.Bytes();
     for (std::string* field : DictFields(r)) {

@@ -15,11 +15,13 @@
 //   varint n_strings, then n_strings x (varint length, bytes)
 //   varint n_rows, then n_rows x row
 //   row: varint seq - previous seq (first_seq for the first row), zigzag time - previous
-//        time (0 for the first row), varint latency_us, u8 allowed, varint id length, id
-//        bytes, then kDictFields varint indexes into the strings (in DecisionRow order).
+//        time (0 for the first row; modulo 2^64), zigzag latency_us, u8 allowed, varint id
+//        length, id bytes, then kDictFields varint indexes into the strings (in DecisionRow
+//        order).
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -36,8 +38,8 @@ namespace warden::store {
 inline constexpr size_t kMaxChunkRows = 512;
 inline constexpr int64_t kMaxChunkSpan = 1 << 16;
 
-// Builds one chunk from rows added in ascending seq order. The rows' strings are referenced,
-// not copied: they must stay alive and unchanged until Finish().
+// Builds one chunk from rows added in ascending seq order (each distinct string is copied
+// once; a row need not outlive Add()).
 class ChunkBuilder {
  public:
   // False (and nothing added) when `row` cannot join this chunk: it is full, or `row` lies
@@ -59,13 +61,19 @@ class ChunkBuilder {
   size_t rows_ = 0;
   int64_t first_seq_ = 0, last_seq_ = 0, min_time_ = 0, max_time_ = 0, last_time_ = 0;
   std::string body_;  // the encoded rows
-  std::vector<std::string_view> strings_;
+  std::deque<std::string> owned_;          // the distinct strings (stable addresses)
+  std::vector<std::string_view> strings_;  // owned_, by index
   std::unordered_map<std::string_view, uint32_t> index_;
-  // Per field, the last value and its index: most rows repeat the previous row's values, so
-  // most lookups are one comparison.
-  std::string_view last_value_[kDictFields];
-  uint32_t last_index_[kDictFields] = {};
-  bool has_last_[kDictFields] = {};
+  // Per field, the last two distinct values and their indexes: most rows repeat a value of
+  // the rows just before (a request's checks alternate actions, reasons and rules), so most
+  // lookups are a comparison or two.
+  struct Recent {
+    std::string_view value[2];
+    uint32_t index[2] = {};
+    int size = 0;
+    int next = 0;  // once both are used: the older one, replaced at the next miss
+  };
+  Recent recent_[kDictFields];
 };
 
 // Decodes a chunk blob, appending its rows (ascending seq) to *out. A blob that does not

@@ -15,7 +15,7 @@
 // overwrite blocks the file already has; the scan at Open() stops at the first record that
 // does not check out (a torn write, or what is left of the previous generation).
 // Thread-safety: Append() and Reset() serialize on an internal mutex; Read() may run
-// concurrently with Append().
+// concurrently with Append(), but not with another Read() (it reuses one buffer).
 #pragma once
 
 #include <atomic>
@@ -63,6 +63,9 @@ class DecisionJournal {
   // Append() under mu_ and by Read(), which the store never runs during a Reset().
   uint32_t generation_ = 1;
   std::atomic<int64_t> end_{0};
+  // Read()'s (its callers do not overlap): the read buffer, and recycled rows.
+  mutable std::string read_buffer_;
+  mutable std::vector<DecisionRow> spare_rows_;
 };
 
 }  // namespace warden::store

@@ -526,8 +526,7 @@ Status SqliteStore::InsertDecisions(const std::vector<DecisionRow>& rows, uint32
 namespace {
 
 // Groups decision rows, given in ascending seq, into one chunk per principal
-// (store/decision_chunk.h) and inserts each chunk once it is full or at Finish(). The rows
-// are referenced, not copied: they must outlive Finish().
+// (store/decision_chunk.h) and inserts each chunk once it is full or at Finish().
 class ChunkWriter {
  public:
   explicit ChunkWriter(Connection& c) : c_(c) {}
@@ -552,8 +551,8 @@ class ChunkWriter {
 
  private:
   struct Open {
-    std::string_view tenant_id;
-    std::string_view principal_id;
+    std::string tenant_id;
+    std::string principal_id;
     ChunkBuilder builder;
   };
 
@@ -565,7 +564,7 @@ class ChunkWriter {
     key_.assign(row.tenant_id).push_back('\0');
     key_.append(row.principal_id);
     auto [it, inserted] = by_key_.try_emplace(key_, open_.size());
-    if (inserted) open_.push_back(Open{row.tenant_id, row.principal_id, {}});
+    if (inserted) open_.push_back(Open{row.tenant_id, row.principal_id, ChunkBuilder()});
     last_ = &open_[it->second];
     return last_;
   }
@@ -617,7 +616,7 @@ Status SqliteStore::InsertDecisionsLocked(const std::vector<DecisionRow>& rows, 
     }
     RETURN_IF_ERROR(writer.Finish());
     last_seq = std::max(last_seq, writer.last_seq());
-  }  // the insert statement resets (dropping its bindings to `rows`) here
+  }
   ASSIGN_OR_RETURN(Stmt pos, c.Prepare("UPDATE decision_journal SET generation = ?, offset = ?, "
                                        "last_seq = ? WHERE id = 1"));
   pos.Bind(1, static_cast<int64_t>(generation)).Bind(2, next).Bind(3, last_seq);

@@ -7,9 +7,13 @@
 #include <catch2/catch.hpp>
 
 #include "store/decision_chunk.h"
+#include "tests/store/store_test_util.h"
 
 namespace warden::store {
 namespace {
+
+using testing::CheckSameRow;
+using testing::OddRow;
 
 DecisionRow Row(int64_t seq, int64_t time, int variant) {
   DecisionRow d;
@@ -35,31 +39,6 @@ DecisionRow Row(int64_t seq, int64_t time, int variant) {
   d.request_id = "req-" + std::to_string(variant / 2);
   d.latency_us = variant * 37;
   return d;
-}
-
-void CheckSame(const DecisionRow& got, const DecisionRow& want) {
-  INFO("seq " << want.seq);
-  CHECK(got.seq == want.seq);
-  CHECK(got.id == want.id);
-  CHECK(got.time == want.time);
-  CHECK(got.tenant_id == want.tenant_id);
-  CHECK(got.principal_type == want.principal_type);
-  CHECK(got.principal_id == want.principal_id);
-  CHECK(got.principal_name == want.principal_name);
-  CHECK(got.token_id == want.token_id);
-  CHECK(got.model == want.model);
-  CHECK(got.action == want.action);
-  CHECK(got.resource_id == want.resource_id);
-  CHECK(got.allowed == want.allowed);
-  CHECK(got.reason == want.reason);
-  CHECK(got.rule == want.rule);
-  CHECK(got.eval_error == want.eval_error);
-  CHECK(got.policy_revision == want.policy_revision);
-  CHECK(got.client_addr == want.client_addr);
-  CHECK(got.method == want.method);
-  CHECK(got.path == want.path);
-  CHECK(got.request_id == want.request_id);
-  CHECK(got.latency_us == want.latency_us);
 }
 
 std::string Encode(const std::vector<DecisionRow>& rows) {
@@ -104,7 +83,7 @@ TEST_CASE("A chunk round-trips every field of every row", "[store][chunk]") {
   std::vector<DecisionRow> out(1, Row(1, 1, 1));  // decoding appends
   REQUIRE(DecodeChunk(blob, &out).ok());
   REQUIRE(out.size() == rows.size() + 1);
-  for (size_t i = 0; i < rows.size(); ++i) CheckSame(out[i + 1], rows[i]);
+  for (size_t i = 0; i < rows.size(); ++i) CheckSameRow(out[i + 1], rows[i]);
 
   // Repeated values are stored once: 200 rows that differ only in seq, id and time take
   // their ids plus a few bytes each.
@@ -118,7 +97,7 @@ TEST_CASE("A chunk round-trips every field of every row", "[store][chunk]") {
   out.clear();
   REQUIRE(DecodeChunk(compact, &out).ok());
   REQUIRE(out.size() == same.size());
-  for (size_t i = 0; i < same.size(); ++i) CheckSame(out[i], same[i]);
+  for (size_t i = 0; i < same.size(); ++i) CheckSameRow(out[i], same[i]);
 
   // The emptied builder starts the next chunk afresh.
   std::vector<DecisionRow> next = {Row(seq + 5, 42, 3), Row(seq + 6, 41, 4)};
@@ -126,8 +105,19 @@ TEST_CASE("A chunk round-trips every field of every row", "[store][chunk]") {
   out.clear();
   REQUIRE(DecodeChunk(blob2, &out).ok());
   REQUIRE(out.size() == 2);
-  CheckSame(out[0], next[0]);
-  CheckSame(out[1], next[1]);
+  CheckSameRow(out[0], next[0]);
+  CheckSameRow(out[1], next[1]);
+}
+
+TEST_CASE("A chunk keeps odd strings and extreme values as they were", "[store][chunk]") {
+  // NULs, quotes, invalid UTF-8, a 70 kB string, times from INT64_MIN to now and back,
+  // latencies near INT64_MAX.
+  std::vector<DecisionRow> rows;
+  for (int n = 0; n < 6; ++n) rows.push_back(OddRow(n));
+  std::vector<DecisionRow> out;
+  REQUIRE(DecodeChunk(Encode(rows), &out).ok());
+  REQUIRE(out.size() == rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) CheckSameRow(out[i], rows[i]);
 }
 
 TEST_CASE("ChunkBuilder refuses a row past its row or seq-span limit", "[store][chunk]") {

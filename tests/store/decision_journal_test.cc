@@ -25,67 +25,15 @@
 namespace warden::store {
 namespace {
 
+using testing::CheckSameRow;
+using testing::kStringFields;
 using testing::MakeDecision;
+using testing::OddRow;
+using testing::StringField;
 using testing::QueryAll;
 using testing::TempDir;
 
 constexpr int64_t kHeader = DecisionJournal::kHeaderBytes;
-
-struct StringField {
-  const char* name;
-  std::string DecisionRow::*member;
-};
-
-// The 17 strings of a row, in the journal's encoding order.
-constexpr StringField kStringFields[] = {
-    {"id", &DecisionRow::id},
-    {"tenant_id", &DecisionRow::tenant_id},
-    {"principal_type", &DecisionRow::principal_type},
-    {"principal_id", &DecisionRow::principal_id},
-    {"principal_name", &DecisionRow::principal_name},
-    {"token_id", &DecisionRow::token_id},
-    {"model", &DecisionRow::model},
-    {"action", &DecisionRow::action},
-    {"resource_id", &DecisionRow::resource_id},
-    {"reason", &DecisionRow::reason},
-    {"rule", &DecisionRow::rule},
-    {"eval_error", &DecisionRow::eval_error},
-    {"policy_revision", &DecisionRow::policy_revision},
-    {"client_addr", &DecisionRow::client_addr},
-    {"method", &DecisionRow::method},
-    {"path", &DecisionRow::path},
-    {"request_id", &DecisionRow::request_id},
-};
-
-// A row whose strings differ from each other and from those of any other `n` (so a swapped or
-// shifted field cannot go unnoticed), with embedded and leading NULs, quotes, escapes,
-// multi-byte and invalid UTF-8, one empty string and one longer than 64 KiB.
-DecisionRow OddRow(int n) {
-  const std::string k = std::to_string(n);
-  DecisionRow r;
-  r.seq = (int64_t{1} << 40) + n;
-  r.time = n % 2 ? std::numeric_limits<int64_t>::min() + n : 1'700'000'000'000 + n;
-  r.latency_us = std::numeric_limits<int64_t>::max() - n;
-  r.allowed = n % 2 == 0;
-  r.id = "01J" + k;
-  r.tenant_id = std::string("t\0", 2) + k;
-  r.principal_type = "\"quoted\" 'single' " + k;
-  r.principal_id = "p\\" + k + "\n\t\r";
-  r.principal_name = "名前 é ü 🙂 " + k;
-  r.token_id = std::string("\0\0\0", 3) + k;
-  r.model = "\xff\xfe invalid utf-8 " + k;
-  r.action = "";
-  r.resource_id = std::string(70'000, 'r') + k;
-  r.reason = "DENIED_NO_RULE " + k;
-  r.rule = k + std::string(1, '\0');
-  r.eval_error = "attr \"x\" missing " + k;
-  r.policy_revision = "rev " + k;
-  r.client_addr = "[::1]:" + k;
-  r.method = "GET " + k;
-  r.path = "/a?b=c&d='e' " + k;
-  r.request_id = "req-" + k;
-  return r;
-}
 
 // A small row told apart by `request_id`.
 DecisionRow SmallRow(int64_t seq, const std::string& request_id) {
@@ -106,18 +54,6 @@ int64_t RecordBytes(const std::vector<DecisionRow>& rows) {
     for (const StringField& f : kStringFields) n += 4 + static_cast<int64_t>((r.*f.member).size());
   }
   return n;
-}
-
-void CheckSameRow(const DecisionRow& got, const DecisionRow& want) {
-  INFO("request_id " << want.request_id);
-  CHECK(got.seq == want.seq);
-  CHECK(got.time == want.time);
-  CHECK(got.latency_us == want.latency_us);
-  CHECK(got.allowed == want.allowed);
-  for (const StringField& f : kStringFields) {
-    INFO("field " << f.name);
-    CHECK(got.*f.member == want.*f.member);
-  }
 }
 
 void CheckSameRows(const std::vector<DecisionRow>& got, const std::vector<DecisionRow>& want) {

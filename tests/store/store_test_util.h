@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -123,6 +124,74 @@ inline std::vector<DecisionRow> QueryAll(SqliteStore& store, DecisionQuery q = {
     out.insert(out.end(), page->items.begin(), page->items.end());
     if (page->next_cursor.empty()) return out;
     q.cursor = page->next_cursor;
+  }
+}
+
+struct StringField {
+  const char* name;
+  std::string DecisionRow::*member;
+};
+
+// The 17 strings of a row, in the journal's encoding order.
+constexpr StringField kStringFields[] = {
+    {"id", &DecisionRow::id},
+    {"tenant_id", &DecisionRow::tenant_id},
+    {"principal_type", &DecisionRow::principal_type},
+    {"principal_id", &DecisionRow::principal_id},
+    {"principal_name", &DecisionRow::principal_name},
+    {"token_id", &DecisionRow::token_id},
+    {"model", &DecisionRow::model},
+    {"action", &DecisionRow::action},
+    {"resource_id", &DecisionRow::resource_id},
+    {"reason", &DecisionRow::reason},
+    {"rule", &DecisionRow::rule},
+    {"eval_error", &DecisionRow::eval_error},
+    {"policy_revision", &DecisionRow::policy_revision},
+    {"client_addr", &DecisionRow::client_addr},
+    {"method", &DecisionRow::method},
+    {"path", &DecisionRow::path},
+    {"request_id", &DecisionRow::request_id},
+};
+
+// A row whose strings differ from each other and from those of any other `n` (so a swapped or
+// shifted field cannot go unnoticed), with embedded and leading NULs, quotes, escapes,
+// multi-byte and invalid UTF-8, one empty string and one longer than 64 KiB.
+inline DecisionRow OddRow(int n) {
+  const std::string k = std::to_string(n);
+  DecisionRow r;
+  r.seq = (int64_t{1} << 40) + n;
+  r.time = n % 2 ? std::numeric_limits<int64_t>::min() + n : 1'700'000'000'000 + n;
+  r.latency_us = std::numeric_limits<int64_t>::max() - n;
+  r.allowed = n % 2 == 0;
+  r.id = "01J" + k;
+  r.tenant_id = std::string("t\0", 2) + k;
+  r.principal_type = "\"quoted\" 'single' " + k;
+  r.principal_id = "p\\" + k + "\n\t\r";
+  r.principal_name = "名前 é ü 🙂 " + k;
+  r.token_id = std::string("\0\0\0", 3) + k;
+  r.model = "\xff\xfe invalid utf-8 " + k;
+  r.action = "";
+  r.resource_id = std::string(70'000, 'r') + k;
+  r.reason = "DENIED_NO_RULE " + k;
+  r.rule = k + std::string(1, '\0');
+  r.eval_error = "attr \"x\" missing " + k;
+  r.policy_revision = "rev " + k;
+  r.client_addr = "[::1]:" + k;
+  r.method = "GET " + k;
+  r.path = "/a?b=c&d='e' " + k;
+  r.request_id = "req-" + k;
+  return r;
+}
+
+inline void CheckSameRow(const DecisionRow& got, const DecisionRow& want) {
+  INFO("request_id " << want.request_id);
+  CHECK(got.seq == want.seq);
+  CHECK(got.time == want.time);
+  CHECK(got.latency_us == want.latency_us);
+  CHECK(got.allowed == want.allowed);
+  for (const StringField& f : kStringFields) {
+    INFO("field " << f.name);
+    CHECK(got.*f.member == want.*f.member);
   }
 }
 
