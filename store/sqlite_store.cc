@@ -323,7 +323,7 @@ SqliteStore::~SqliteStore() {
 
 namespace {
 
-constexpr char kPageSizePragma[] = "PRAGMA page_size = 16384";
+constexpr char kPageSizePragma[] = "PRAGMA page_size = 4096";
 
 Status Configure(Connection& c, int cache_kib, const char* synchronous) {
   // PRAGMA values cannot be bound; these are integers and keywords of the code, not input.
@@ -375,8 +375,11 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path
   if (sqlite3_threadsafe() == 0) return InternalError("SQLite was built without thread support");
   std::unique_ptr<SqliteStore> store(new SqliteStore(path, clock, options));
   ASSIGN_OR_RETURN(store->admin_, Connection::Open(path, options.busy_timeout_ms));
-  // Takes effect only when the file is new (before its first table). Larger pages mean fewer
-  // WAL frames, and writes, per moved decision row: 2.0 against 2.9 µs a row with 4 KiB.
+  // Takes effect only when the file is new (before its first table). Each move rewrites the
+  // last page of decision_chunk and of its two indexes in the WAL, so small pages mean fewer
+  // bytes a commit: a pass of 100 rows took ~102 µs against 115-175 µs with 16 KiB pages
+  // (bench/store_bench). 16 KiB had been cheaper with one row per decision (schema version
+  // 3); databases created then keep their page size.
   RETURN_IF_ERROR(store->admin_->Exec(kPageSizePragma, "setting the page size"));
   {
     // journal_mode=WAL is persistent in the file; set it before anything else.
@@ -451,10 +454,11 @@ void SqliteStore::IngestLoop() {
   // at SCHED_IDLE it changed neither throughput nor tail latency on an idle machine
   // (docs/benchmarks.md).
   // A pass that found rows is followed by another after kBusyInterval, an empty one after
-  // kIdleInterval. Under load a pass every 10 ms (~900 rows at 45k checks a second, under a
-  // millisecond of work) kept the event loop's p99 near 2 ms; every 50 ms (~4,500 rows in
-  // one burst) it was near 2.9 ms (docs/benchmarks.md).
-  constexpr auto kBusyInterval = std::chrono::milliseconds(10);
+  // kIdleInterval. Under load, one pass every 50 ms (~4,500 rows, one burst of a few ms)
+  // kept the event loop's p99 near 2.9 ms; every 10 ms, near 2.1-2.5 ms; every 5 ms
+  // (~450 rows, ~0.2 ms) 0.5 ms lower again, pair by pair, for the same mover CPU; every
+  // 2 ms cost half as much CPU again in commits (docs/benchmarks.md).
+  constexpr auto kBusyInterval = std::chrono::milliseconds(5);
   constexpr auto kIdleInterval = std::chrono::milliseconds(50);
   std::unique_lock<std::mutex> lock(ingester_mu_);
   bool busy = false;

@@ -9,8 +9,9 @@
 //     which is in the OS page cache when it returns, so the rows survive a crash of the
 //     process (kill -9), not a power loss; that is the durability the decision log promises.
 //     A background thread moves journaled rows into decision_chunk (decision_chunk.h) every
-//     10 ms while rows arrive (50 ms when idle), in transactions on this connection (and every read of the decision log does it first, so
-//     reads see every appended row); Open() moves what a crash left in the journal. The two
+//     5 ms while rows arrive (50 ms when idle), in transactions on this connection (and
+//     every read of the decision log does it first, so reads see every appended row);
+//     Open() moves what a crash left in the journal. The two
 //     writers share one in-process write mutex so they queue on it instead of sleeping in
 //     SQLite's busy handler.
 //   - a small pool of read-only connections, each with its own mutex, so reads never queue

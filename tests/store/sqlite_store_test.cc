@@ -233,9 +233,9 @@ TEST_CASE("Open fails with Unavailable when the directory does not exist", "[sto
 
 TEST_CASE("Writers never checkpoint automatically; Checkpoint() does", "[store]") {
   StoreFixture f;
-  // SQLite's default autocheckpoint would keep the WAL near 1000 pages (16 MiB with the
-  // store's 16 KiB pages): write until the WAL is twice that.
-  constexpr int64_t kAutoCheckpointBytes = 1000 * 16384;
+  // SQLite's default autocheckpoint would keep the WAL near 1000 pages (4 MiB with the
+  // store's 4 KiB pages): write until the WAL is twice that.
+  constexpr int64_t kAutoCheckpointBytes = 1000 * 4096;
   int64_t appended = 0;
   for (int i = 0; i < 400 && f.store->WalSizeBytes() <= 2 * kAutoCheckpointBytes; ++i) {
     std::vector<DecisionRow> rows(5000, testing::MakeDecision("p", true));
