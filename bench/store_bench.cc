@@ -1,5 +1,5 @@
-// The decision log's cost per row, off the check path: the mover (journal -> decision_chunk)
-// and the history read. Run: build/bench/store_bench (bench/README in docs/benchmarks.md).
+// The decision log's costs off the check path: the mover (journal -> decision_chunk) per row,
+// and one page of an account's history. Run: build/bench/store_bench (bench/README in docs/benchmarks.md).
 //
 // BM_MoveDecisions/N: the check path appends rows two at a time (one request of the
 // benchmark's shape); every N rows (N = what the mover finds in one pass under load: about
@@ -9,6 +9,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,44 @@ void BM_MoveDecisions(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * per_pass);
 }
 BENCHMARK(BM_MoveDecisions)->Arg(100)->Arg(900)->Arg(4500)->Unit(benchmark::kMicrosecond);
+
+// BM_HistoryPage/D: one page of 50 rows of one account's history (the LOGS tab), D pages
+// deep, from 100,000 rows of that account among 100,000 of nine others (interleaved).
+void BM_HistoryPage(benchmark::State& state) {
+  static std::unique_ptr<TempStore> t = [] {
+    auto store = std::make_unique<TempStore>();
+    std::vector<DecisionRow> rows;
+    for (int i = 0; i < 200'000; i += 2) {
+      rows.clear();
+      rows.push_back(BenchRow(true));
+      rows.push_back(BenchRow(false));
+      if (i % 4 == 2) {  // the other half of the rows: nine other accounts
+        for (auto& r : rows) r.principal_id = "other-" + std::to_string(i % 9);
+      }
+      if (!store->store().AppendDecisions(&rows).ok()) std::abort();
+    }
+    if (!store->store().FlushDecisions().ok()) std::abort();
+    return store;
+  }();
+  warden::store::DecisionQuery q;
+  q.tenant_id = "default";
+  q.principal_id = BenchRow(true).principal_id;
+  q.limit = 50;
+  std::string cursor;
+  for (int64_t d = 0; d < state.range(0); ++d) {  // find the cursor of page D
+    q.cursor = cursor;
+    auto page = t->store().Query(q);
+    if (!page.ok()) std::abort();
+    cursor = page->next_cursor;
+  }
+  q.cursor = cursor;
+  for (auto _ : state) {
+    auto page = t->store().Query(q);
+    if (!page.ok() || page->items.size() != 50) std::abort();
+    benchmark::DoNotOptimize(page->items.data());
+  }
+}
+BENCHMARK(BM_HistoryPage)->Arg(0)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 
