@@ -9,19 +9,14 @@ namespace {
 
 constexpr uint8_t kVersion = 1;
 
-// The dictionary fields of a row, in DecisionRow order (the blob's order).
-std::array<const std::string*, 16> DictFields(const DecisionRow& r) {
-  return {&r.tenant_id,  &r.principal_type, &r.principal_id,    &r.principal_name,
-          &r.token_id,   &r.model,          &r.action,          &r.resource_id,
-          &r.reason,     &r.rule,           &r.eval_error,      &r.policy_revision,
-          &r.client_addr, &r.method,        &r.path,            &r.request_id};
-}
-
-std::array<std::string*, 16> DictFields(DecisionRow& r) {
-  return {&r.tenant_id,  &r.principal_type, &r.principal_id,    &r.principal_name,
-          &r.token_id,   &r.model,          &r.action,          &r.resource_id,
-          &r.reason,     &r.rule,           &r.eval_error,      &r.policy_revision,
-          &r.client_addr, &r.method,        &r.path,            &r.request_id};
+// The dictionary fields of a row, in DecisionRow order (the blob's order): pointers to
+// const strings for a const row (encoding), to strings otherwise (decoding).
+template <typename Row>
+auto DictFields(Row& r) {
+  return std::array{&r.tenant_id, &r.principal_type, &r.principal_id, &r.principal_name,
+                    &r.token_id,  &r.model,          &r.action,       &r.resource_id,
+                    &r.reason,    &r.rule,           &r.eval_error,   &r.policy_revision,
+                    &r.client_addr, &r.method,       &r.path,         &r.request_id};
 }
 
 void PutVarint(std::string* out, uint64_t v) {
@@ -126,6 +121,7 @@ bool ChunkBuilder::Add(const DecisionRow& row) {
   body_.push_back(row.allowed ? 1 : 0);
   PutBytes(&body_, row.id);
   const auto fields = DictFields(row);
+  static_assert(fields.size() == kDictFields);
   for (size_t f = 0; f < kDictFields; ++f) PutVarint(&body_, Intern(f, *fields[f]));
   ++rows_;
   last_seq_ = row.seq;

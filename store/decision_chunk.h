@@ -42,8 +42,9 @@ inline constexpr int64_t kMaxChunkSpan = 1 << 16;
 // once; a row need not outlive Add()).
 class ChunkBuilder {
  public:
-  // False (and nothing added) when `row` cannot join this chunk: it is full, or `row` lies
-  // kMaxChunkSpan or more after its first row. An empty builder takes any row.
+  // False (and nothing added) when `row` cannot join this chunk: it is full, `row` does not
+  // come after its last row, or lies kMaxChunkSpan or more after its first row. An empty
+  // builder takes any row.
   bool Add(const DecisionRow& row);
   bool empty() const { return rows_ == 0; }
   size_t rows() const { return rows_; }

@@ -457,7 +457,8 @@ void SqliteStore::IngestLoop() {
   // kIdleInterval. Under load, one pass every 50 ms (~4,500 rows, one burst of a few ms)
   // kept the event loop's p99 near 2.9 ms; every 10 ms, near 2.1-2.5 ms; every 5 ms
   // (~450 rows, ~0.2 ms) 0.5 ms lower again, pair by pair, for the same mover CPU; every
-  // 2 ms cost half as much CPU again in commits (docs/benchmarks.md).
+  // 2 ms raised the mover's CPU by half (more commits) for no clear gain
+  // (docs/benchmarks.md).
   constexpr auto kBusyInterval = std::chrono::milliseconds(5);
   constexpr auto kIdleInterval = std::chrono::milliseconds(50);
   std::unique_lock<std::mutex> lock(ingester_mu_);

@@ -138,6 +138,54 @@ TEST_CASE("Decision queries combine filters", "[store][decisions]") {
   if (c.name == "nothing") CHECK(want.empty());
 }
 
+TEST_CASE("Listings merge the chunks of many principals and moves in seq order",
+          "[store][decisions]") {
+  StoreFixture f;
+  // Five principals, interleaved, moved in passes of varying size: chunks of different
+  // principals overlap in seq, and the busy principal's rows span several full chunks.
+  std::vector<DecisionRow> all;
+  int n = 0;
+  for (int pass = 0; pass < 6; ++pass) {
+    const int rows_in_pass = pass == 2 ? 1500 : 37 + pass * 11;
+    for (int i = 0; i < rows_in_pass; ++i, ++n) {
+      const std::string principal = n % 3 == 0 ? "busy" : "p" + std::to_string(n % 5);
+      std::vector<DecisionRow> one(1, MakeDecision(principal, n % 2 == 0, n % 7 == 0 ? "company" : "invoice"));
+      REQUIRE(f.store->AppendDecisions(&one).ok());
+      all.push_back(one[0]);
+    }
+    REQUIRE(f.store->FlushDecisions().ok());
+  }
+  const auto expect = [&](const DecisionQuery& q) {
+    std::vector<int64_t> want;
+    for (auto it = all.rbegin(); it != all.rend(); ++it) {
+      if (!q.principal_id.empty() && it->principal_id != q.principal_id) continue;
+      if (q.allowed && it->allowed != *q.allowed) continue;
+      if (!q.model.empty() && it->model != q.model) continue;
+      want.push_back(it->seq);
+    }
+    return want;
+  };
+  for (int limit : {1, 7, 50, 1000}) {
+    for (const char* principal : {"", "busy", "p1"}) {
+      if (limit == 1 && std::string(principal) != "p1") continue;  // ~1,700 queries otherwise
+      for (int filter = 0; filter < 3; ++filter) {
+        DecisionQuery q;
+        q.tenant_id = kDefaultTenantId;
+        q.principal_id = principal;
+        q.limit = limit;
+        if (filter == 1) q.allowed = true;
+        if (filter == 2) q.model = "company";
+        INFO("limit " << limit << " principal '" << principal << "' filter " << filter);
+        const auto want = expect(q);
+        REQUIRE(!want.empty());
+        CHECK(Seqs(QueryAll(*f.store, q)) == want);
+      }
+    }
+  }
+  CHECK(f.store->CountDecisions(kDefaultTenantId, "").value() == n);
+  CHECK(f.store->CountDecisions(kDefaultTenantId, "busy").value() == (n + 2) / 3);
+}
+
 TEST_CASE("Decision query errors", "[store][decisions]") {
   StoreFixture f;
   DecisionQuery q;
