@@ -92,11 +92,7 @@ std::string Stmt::Text(int col) const {
   return std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_, col));
 }
 
-std::string Stmt::Blob(int col) const {
-  const void* p = sqlite3_column_blob(stmt_, col);
-  if (p == nullptr) return {};
-  return std::string(static_cast<const char*>(p), sqlite3_column_bytes(stmt_, col));
-}
+std::string Stmt::Blob(int col) const { return std::string(BlobView(col)); }
 
 std::string_view Stmt::BlobView(int col) const {
   const void* p = sqlite3_column_blob(stmt_, col);

@@ -1321,7 +1321,7 @@ Status SqliteStore::AppendDecisions(std::vector<DecisionRow>* rows) {
   // Back-pressure: an appender that outruns the background mover helps it, so the journal
   // stays bounded (an idle machine's check path never gets near this; a bulk loader or a
   // CPU-starved machine does).
-  // - Over the backlog bound an append moves one transaction's worth (~10 ms), not the
+  // - Over the backlog bound an append moves one transaction's worth (a few ms), not the
   //   whole backlog: a full flush of 16 MiB on the check path stalled answers for over a
   //   second on a busy machine.
   // - Over the file bound it moves everything and lets the file start over: an appender as
@@ -1355,11 +1355,11 @@ Status SqliteStore::AppendDecisions(std::vector<DecisionRow>* rows) {
 
 namespace {
 
+// The query's row filters (the principal is the chunk's, filtered in SQL).
 bool Matches(const DecisionQuery& q, int64_t before, const DecisionRow& d) {
   return d.seq < before && (!q.allowed || d.allowed == *q.allowed) &&
          (q.model.empty() || d.model == q.model) && (q.action.empty() || d.action == q.action) &&
-         (q.since <= 0 || d.time >= q.since) && (q.until <= 0 || d.time < q.until) &&
-         (q.principal_id.empty() || d.principal_id == q.principal_id);
+         (q.since <= 0 || d.time >= q.since) && (q.until <= 0 || d.time < q.until);
 }
 
 }  // namespace
@@ -1444,28 +1444,26 @@ StatusOr<int64_t> SqliteStore::Prune(int64_t max_age_ms, int64_t max_rows, int b
     if (!row || !expired(s.Int(0), s.Int(2))) break;
     const int64_t first_seq = s.Int(0);
     const int64_t count = s.Int(4);
-    if (expired(s.Int(1), s.Int(3)) && count <= batch_size - deleted) {  // all of it goes
-      del.Reset();
-      del.Bind(1, first_seq);
-      RETURN_IF_ERROR(del.Run("pruning the decision log"));
-      deleted += count;
-      continue;
-    }
-    // Some of it: rewrite the chunk without its expired rows, at most the rest of the batch.
-    rows.clear();
-    RETURN_IF_ERROR(DecodeChunk(s.BlobView(5), &rows));
+    // All of the chunk goes, or it is rewritten without its expired rows (at most the rest of
+    // the batch): `kept`.
     kept.clear();
-    for (DecisionRow& d : rows) {
-      if (expired(d.seq, d.time) && deleted < batch_size) {
-        ++deleted;
-      } else {
-        kept.push_back(std::move(d));
+    if (expired(s.Int(1), s.Int(3)) && count <= batch_size - deleted) {
+      deleted += count;
+    } else {
+      rows.clear();
+      RETURN_IF_ERROR(DecodeChunk(s.BlobView(5), &rows));
+      for (DecisionRow& d : rows) {
+        if (expired(d.seq, d.time) && deleted < batch_size) {
+          ++deleted;
+        } else {
+          kept.push_back(std::move(d));
+        }
       }
     }
     del.Reset();
     del.Bind(1, first_seq);
     RETURN_IF_ERROR(del.Run("pruning the decision log"));
-    ChunkWriter writer(c);
+    ChunkWriter writer(c);  // writes nothing when nothing is kept
     for (const DecisionRow& d : kept) RETURN_IF_ERROR(writer.Add(d));
     RETURN_IF_ERROR(writer.Finish());
     // The rewritten chunk starts at a later seq than first_seq: the scan, ordered by

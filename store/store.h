@@ -348,9 +348,9 @@ class DecisionLog {
  public:
   virtual ~DecisionLog() = default;
   // The whole batch as one write (group commit), all or nothing; the rows are durable when
-  // this returns (against a process crash; see SqliteStore for the exact level and when a
-  // plain SQL reader sees them). Fills each row's seq, and id/time when empty. On error no
-  // row of the batch is stored.
+  // this returns (against a process crash; see SqliteStore for the exact level) and Query
+  // sees them. Fills each row's seq, and id/time when empty. On error no row of the batch is
+  // stored.
   virtual Status AppendDecisions(std::vector<DecisionRow>* rows) = 0;
   // Newest first, paged; filters combine.
   virtual StatusOr<Page<DecisionRow>> Query(const DecisionQuery& query) = 0;
