@@ -25,6 +25,13 @@
 # Then Cerbos with audit on (start-cerbos.sh <bin> on), the same warm-up and wrk lines with
 # the peer's check.lua. Prints raw RESULT lines, one table of medians, the ratios and the
 # targets. Exit 1 on any non-200, wrong decision, socket error or decision-log mismatch.
+#
+# The host's ceiling, run by run (NGINX=auto|1|0; auto = when the nginx binary is installed,
+# `apt-get install -y nginx`): ../shared/peers/nginx/nginx.conf (2 workers, a fixed JSON body)
+# is started once, and each warden LOAD run is preceded by the same LOAD run against it. On
+# this shared VM that fixed-body server's own p99 at 16 connections moves between ~0.25 and
+# ~5 ms from one minute to the next, so each warden p99 is printed beside the ceiling's p99
+# measured just before it. The nginx runs are checked like the others (status, decisions).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-build}
@@ -40,6 +47,10 @@ URL=http://127.0.0.1:$WARDEN_PORT
 for tool in wrk sqlite3 curl python3 openssl; do
   command -v $tool >/dev/null || { echo "http.sh: $tool is not installed" >&2; exit 1; }
 done
+NGINX=${NGINX:-auto}
+[[ $NGINX == auto ]] && { command -v nginx >/dev/null && NGINX=1 || NGINX=0; }
+[[ $NGINX == 1 ]] && ! command -v nginx >/dev/null && { echo "http.sh: NGINX=1 but nginx is not installed" >&2; exit 1; }
+NGINX_URL=http://127.0.0.1:8089  # the port of ../shared/peers/nginx/nginx.conf
 conns() { sed -n 's/.*-c\([0-9]*\).*/\1/p' <<<"$1"; }
 
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
@@ -61,7 +72,8 @@ stop_pid() {  # SIGTERM the server we started, wait for it to exit
   fi
   PID=""
 }
-cleanup() { stop_pid; [[ "${KEEP:-0}" == 1 ]] && echo "kept $WORK" >&2 || rm -rf "$WORK"; }
+NGINX_PID=""
+cleanup() { stop_pid; [[ -n "$NGINX_PID" ]] && kill "$NGINX_PID" 2>/dev/null; [[ "${KEEP:-0}" == 1 ]] && echo "kept $WORK" >&2 || rm -rf "$WORK"; }
 trap cleanup EXIT
 
 # ---- seed: 10 accounts x 2 tokens (the load uses the first token; the rest exist so the
@@ -82,6 +94,10 @@ run_wrk() {  # label mode lua url -> appends "label mode scen rep RESULT... conn
   for rep in $(seq 1 "$REPS"); do
     for scen in load single; do
       if [[ $scen == load ]]; then args=$LOAD; else args=$SINGLE; fi
+      if [[ $scen == load && $label == warden && -n "$NGINX_PID" ]]; then  # the ceiling, just before
+        res=$(wrk $args --latency -s "$PEERS/cerbos/check.lua" "$NGINX_URL" | grep '^RESULT')
+        echo "nginx ceiling load $rep-$mode ${res#RESULT } conns=$(conns "$args") cpu_us_per_req=0" | tee -a "$RAW"
+      fi
       t0=$(cpu_ticks)
       out=$(wrk $args --latency -s "$lua" "$url")
       t1=$(cpu_ticks)
@@ -91,6 +107,16 @@ run_wrk() {  # label mode lua url -> appends "label mode scen rep RESULT... conn
     done
   done
 }
+
+# ---- the nginx ceiling (idle while it is not measured)
+if [[ $NGINX == 1 ]]; then
+  mkdir -p "$WORK/nginx/tmp"
+  nginx -p "$WORK/nginx/" -e "$WORK/nginx/error.log" -c "$PEERS/nginx/nginx.conf" -g 'daemon off;' &
+  NGINX_PID=$!
+  for _ in $(seq 1 50); do curl -s -o /dev/null -X POST "$NGINX_URL/api/check/resources" && break; sleep 0.1; done
+  wrk $WARMUP -s "$PEERS/cerbos/check.lua" "$NGINX_URL" > /dev/null
+  echo "## nginx ceiling pid=$NGINX_PID $(nginx -v 2>&1)"
+fi
 
 # ---- warden
 for mode in $ACCESS_LOG_MODES; do
@@ -148,27 +174,37 @@ for line in open(sys.argv[1]):
     if f[2] == 'hwm': hwm[(f[0], f[1])] = int(f[3]); continue
     if f[2] == 'rows': rows[(f[0], f[1])] = int(f[3]); continue
     kv = dict(x.split('=') for x in f[4:])
+    kv['rep'] = f[3]
     runs.setdefault((f[0], f[1], f[2]), []).append(kv)
 
 fail = 0
 def tot(rs, k): return sum(int(r.get(k, 0)) for r in rs)
-servers = sorted({(s, m) for (s, m, _) in runs}, key=lambda x: (x[0] != 'warden', x[1]))
-name = lambda s, m: f"warden, access log {m}" if s == 'warden' else f"cerbos 0.55, audit {m}"
+servers = sorted({(s, m) for (s, m, _) in runs}, key=lambda x: ({'warden': 0, 'cerbos': 1}.get(x[0], 2), x[1]))
+name = lambda s, m: {'warden': f"warden, access log {m}", 'cerbos': f"cerbos 0.55, audit {m}"}.get(s, "nginx fixed body (ceiling)")
 med = {}
-print(f"\n{'server':<24} {'wrk':<12} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'requests':>9} {'non200':>6} {'wrong':>5} {'sockerr':>7} {'CPU us/req':>10} {'VmHWM MiB':>9}")
+print(f"\n{'server':<27} {'wrk':<12} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'requests':>9} {'non200':>6} {'wrong':>5} {'sockerr':>7} {'CPU us/req':>10} {'VmHWM MiB':>9}")
 for s, m in servers:
     for scen in ('load', 'single'):
         rs = runs.get((s, m, scen), [])
         if not rs: continue
         g = lambda k: st.median(float(r[k]) for r in rs)
         med[(s, m, scen)] = {k: g(k) for k in ('rps', 'p50_us', 'p90_us', 'p99_us', 'max_us')}
+        cpu = '-' if s == 'nginx' else f"{st.median(int(r['cpu_us_per_req']) for r in rs):.0f}"
         label = os.environ['LOAD' if scen == 'load' else 'SINGLE'].replace('-', '').replace(' ', ' ')
-        print(f"{name(s, m):<24} {label:<12} {g('rps'):>9.0f} {g('p50_us')/1000:>8.3f} {g('p90_us')/1000:>8.3f} {g('p99_us')/1000:>8.3f} {g('max_us')/1000:>8.2f} "
-              f"{tot(rs,'requests'):>9} {tot(rs,'non200'):>6} {tot(rs,'wrong_decision'):>5} {tot(rs,'sock_err'):>7} {st.median(int(r['cpu_us_per_req']) for r in rs):>10.0f} {hwm.get((s, m), 0)/1024:>9.1f}")
+        print(f"{name(s, m):<27} {label:<12} {g('rps'):>9.0f} {g('p50_us')/1000:>8.3f} {g('p90_us')/1000:>8.3f} {g('p99_us')/1000:>8.3f} {g('max_us')/1000:>8.2f} "
+              f"{tot(rs,'requests'):>9} {tot(rs,'non200'):>6} {tot(rs,'wrong_decision'):>5} {tot(rs,'sock_err'):>7} {cpu:>10} {('-' if s == 'nginx' else f'{hwm.get((s, m), 0)/1024:.1f}'):>9}")
     allr = [r for (s2, m2, _), rs in runs.items() if (s2, m2) == (s, m) for r in rs]
     fail += tot(allr, 'non200') + tot(allr, 'wrong_decision') + tot(allr, 'sock_err')
 print("(medians over runs; requests/non200/wrong/sockerr are totals; warm-up and curl runs are not in the table but are checked;")
 print(" CPU us/req = the server process's user+sys CPU time during the run / requests, a figure less disturbed by other load)")
+
+pairs = [(m, r, n) for (s, m, scen), rs in runs.items() if s == 'warden' and scen == 'load'
+         for r in rs for n in runs.get(('nginx', 'ceiling', 'load'), []) if n['rep'] == f"{r['rep']}-{m}"]
+if pairs:
+    print("\np99 at 16 connections, run by run, beside the nginx ceiling's run just before it (same wrk line)")
+    for m, r, n in pairs:
+        print(f"  access log {m}, run {r['rep']}: warden {int(r['p99_us'])/1000:.2f} ms at {float(r['rps']):.0f} req/s; "
+              f"nginx {int(n['p99_us'])/1000:.2f} ms at {float(n['rps']):.0f} req/s")
 
 print("\nDecision log (warden): rows vs answered checks, 2 checks per 200 answer")
 for (s, m), n in rows.items():
