@@ -160,6 +160,7 @@ StatusOr<int> App::Bind() {
       std::fwrite(t_access_log.data(), 1, t_access_log.size(), stderr);
       t_access_log.clear();
     };
+    hooks.notice = [](const std::string& message) { std::fprintf(stderr, "warden: %s\n", message.c_str()); };
     hooks.error = WriteProtocolError;
     front_ = std::make_unique<EventServer>(options, std::move(hooks));
     port = front_->Bind();

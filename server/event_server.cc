@@ -24,6 +24,7 @@ using SteadyClock = std::chrono::steady_clock;
 constexpr uint64_t kListenerId = 0;
 constexpr uint64_t kWakeId = 1;
 constexpr size_t kMaxHeaderBytes = 16 * 1024;
+constexpr auto kAcceptPause = std::chrono::milliseconds(250);
 
 const char* ReasonPhrase(int status) {
   switch (status) {
@@ -200,7 +201,12 @@ void EventServer::Serve() {
   epoll_event events[kMaxEvents];
   auto last_idle_scan = SteadyClock::now();
   while (!stopping_.load()) {
-    int n = epoll_wait(epoll_fd_, events, kMaxEvents, ready_.empty() ? 1000 : 0);
+    int timeout_ms = ready_.empty() ? 1000 : 0;
+    if (accept_paused_) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(accept_resume_at_ - SteadyClock::now()).count();
+      timeout_ms = std::clamp(static_cast<int>(left), 0, timeout_ms);
+    }
+    int n = epoll_wait(epoll_fd_, events, kMaxEvents, timeout_ms);
     if (n < 0 && errno != EINTR) break;
     for (int i = 0; i < n; ++i) {
       const uint64_t id = events[i].data.u64;
@@ -239,6 +245,7 @@ void EventServer::Serve() {
     }
     RunBatch();
     if (hooks_.end_pass) hooks_.end_pass();
+    ResumeAcceptingIfDue();
     auto now = SteadyClock::now();
     if (now - last_idle_scan >= std::chrono::seconds(1)) {
       last_idle_scan = now;
@@ -263,7 +270,12 @@ void EventServer::Accept() {
     int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      return;  // EAGAIN, or out of descriptors: try again on the next readiness
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) PauseAccepting(errno);
+      return;  // EAGAIN: nothing more to accept
+    }
+    if (accept_failing_) {
+      accept_failing_ = false;
+      if (hooks_.notice) hooks_.notice("accepting new connections again");
     }
     if (conns_.size() >= options_.max_connections) {
       ::close(fd);
@@ -286,6 +298,32 @@ void EventServer::Accept() {
     }
     conns_.emplace(c->id, std::move(c));
   }
+}
+
+void EventServer::PauseAccepting(int error) {
+  epoll_event ev{};
+  ev.events = 0;
+  ev.data.u64 = kListenerId;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd_, &ev);
+  accept_paused_ = true;
+  accept_resume_at_ = SteadyClock::now() + kAcceptPause;
+  if (!accept_failing_) {  // one line per episode, not one per retry
+    accept_failing_ = true;
+    if (hooks_.notice) {
+      hooks_.notice(std::string("cannot accept a connection (") + std::strerror(error) +
+                    "); new connections wait in the listen queue, retrying every " +
+                    std::to_string(kAcceptPause.count()) + " ms");
+    }
+  }
+}
+
+void EventServer::ResumeAcceptingIfDue() {
+  if (!accept_paused_ || SteadyClock::now() < accept_resume_at_) return;
+  accept_paused_ = false;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kListenerId;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd_, &ev);
 }
 
 void EventServer::OnReadable(Conn& c) {

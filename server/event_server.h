@@ -12,7 +12,10 @@
 // HTTP/1.1 with keep-alive and pipelining (answers leave in request order), HTTP/1.0,
 // `Expect: 100-continue`, Content-Length bodies up to `max_body` (413 otherwise; chunked
 // request bodies get 411), headers up to 16 KiB (431). Idle connections close after
-// `idle_timeout_s`. TLS is not handled here (App uses httplib's SSLServer for it).
+// `idle_timeout_s`. Out of file descriptors (or memory), the loop stops watching the listener
+// for 250 ms at a time instead of retrying accept() in a busy loop; new connections wait in the
+// listen queue, and `notice` reports the start and the end of such an episode. TLS is not
+// handled here (App uses httplib's SSLServer for it).
 //
 // Thread-safety: Bind() and Serve() from one thread; Stop() from any thread. The hooks run
 // on the loop thread (is_inline, handle_inline, end_batch, log) or on a worker (handle).
@@ -60,6 +63,8 @@ class EventServer {
     std::function<void(const httplib::Request&, const httplib::Response&, double seconds)> log;
     // After every pass of the loop (optional): e.g. to write what `log` buffered.
     std::function<void()> end_pass;
+    // Operational events worth a line in the server's log (optional).
+    std::function<void(const std::string& message)> notice;
     // Errors found before a request could be parsed (400, 411, 413, 431, 505).
     std::function<void(httplib::Response&, int status, const std::string& message)> error;
   };
@@ -88,6 +93,10 @@ class EventServer {
   };
 
   void Accept();
+  // Out of descriptors or memory: accept() would fail again at once on the still-readable
+  // listener, so stop watching it for kAcceptPause; new connections wait in the listen queue.
+  void PauseAccepting(int error);
+  void ResumeAcceptingIfDue();
   void OnReadable(Conn& c);
   void OnWritable(Conn& c);
   // Parses and starts every complete request in c.in while c is not waiting for an answer.
@@ -119,6 +128,9 @@ class EventServer {
   std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns_;  // loop thread only
   Batch batch_;                                                  // loop thread only
   std::vector<uint64_t> ready_;  // connections with buffered requests to process next pass
+  bool accept_paused_ = false;                   // loop thread only
+  std::chrono::steady_clock::time_point accept_resume_at_;
+  bool accept_failing_ = false;  // since the last accept() that failed for lack of resources
 
   std::mutex mu_;
   std::condition_variable work_cv_;

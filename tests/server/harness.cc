@@ -1,6 +1,7 @@
 #include "tests/server/harness.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -48,6 +49,10 @@ TestServer::TestServer(Options options) : options_(std::move(options)) {
     setenv("WARDEN_ADMIN_PASSWORD", options_.admin_password.c_str(), 1);
     setenv("WARDEN_WATCH_POLICIES", "true", 0);
     for (const auto& [k, v] : options_.env) setenv(k.c_str(), v.c_str(), 1);
+    if (options_.max_open_files > 0) {
+      const rlimit limit{static_cast<rlim_t>(options_.max_open_files), static_cast<rlim_t>(options_.max_open_files)};
+      if (setrlimit(RLIMIT_NOFILE, &limit) != 0) _exit(126);
+    }
     std::vector<std::string> args = {WARDEN_BINARY, "serve", "--listen", "127.0.0.1:0",
                                      "--data", options_.data_dir, "--policies", options_.policies_dir};
     args.insert(args.end(), options_.args.begin(), options_.args.end());

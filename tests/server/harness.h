@@ -42,6 +42,7 @@ class TestServer {
     std::string admin_password = "admin-password-1";
     std::map<std::string, std::string> env;  // extra WARDEN_* variables
     std::vector<std::string> args;           // extra flags for `warden serve`
+    int max_open_files = 0;                  // RLIMIT_NOFILE of the server; 0 inherits ours
   };
   explicit TestServer(Options options);
   ~TestServer();  // SIGTERM, then waits
