@@ -204,6 +204,11 @@ StatusOr<PolicyDoc> ParsePolicyDoc(std::string_view yaml_text, std::string_view 
                                    std::vector<CompileError>* errors);
 // From the JSON shape PolicyDocToJson produces; InvalidArgument naming the field.
 StatusOr<PolicyDoc> PolicyDocFromJson(const nlohmann::json& json);
+// For errors in a document that came as JSON: the field, named as PolicyDocFromJson names
+// fields ("permissions.company[1]", "rules[0].when", "copied_from.kind"), of the YAML node
+// at or just before 1-based line:column of `yaml_text` (what EmitPolicyYaml wrote for that
+// JSON); "" when nothing on that line is at or before the column, or the text does not parse.
+std::string PolicyFieldAt(std::string_view yaml_text, int line, int column);
 
 // New documents for `account`: empty (scratch), a copy of a role, or a copy of another
 // account's document; copiedFrom records the source and `snapshot.revision()`.

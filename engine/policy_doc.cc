@@ -1,6 +1,8 @@
 // Service-account policy documents: YAML/JSON forms, copies, and compilation against a snapshot.
 #include <algorithm>
 
+#include <yaml-cpp/yaml.h>
+
 #include "engine/compiler.h"
 #include "engine/engine.h"
 
@@ -97,6 +99,47 @@ std::string EmitPolicyYaml(const PolicyDoc& doc) {
   }
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
+}
+
+namespace {
+
+// Every node of the document with the field path it stands for, in document order.
+void CollectFields(const YAML::Node& node, const std::string& path, int depth,
+                   std::vector<std::pair<YAML::Mark, std::string>>* out) {
+  if (depth > 16) return;  // emitted documents are four levels deep
+  out->emplace_back(node.Mark(), path);
+  if (node.IsMap()) {
+    for (const auto& kv : node) {
+      std::string key = kv.first.IsScalar() ? kv.first.Scalar() : "?";
+      if (depth == 0 && key == "copiedFrom") key = "copied_from";  // the JSON name
+      const std::string child = path.empty() ? key : path + "." + key;
+      out->emplace_back(kv.first.Mark(), child);
+      CollectFields(kv.second, child, depth + 1, out);
+    }
+  } else if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size(); ++i) {
+      CollectFields(node[i], path + "[" + std::to_string(i) + "]", depth + 1, out);
+    }
+  }
+}
+
+}  // namespace
+
+std::string PolicyFieldAt(std::string_view yaml_text, int line, int column) {
+  std::vector<std::pair<YAML::Mark, std::string>> fields;
+  try {
+    CollectFields(YAML::Load(std::string(yaml_text)), "", 0, &fields);
+  } catch (const YAML::Exception&) {
+    return "";
+  }
+  const std::string* best = nullptr;
+  int best_column = -1;
+  for (const auto& [mark, path] : fields) {
+    if (mark.line + 1 != line || mark.column + 1 > column || mark.column < best_column) continue;
+    best = &path;
+    best_column = mark.column;
+  }
+  return best ? *best : "";
 }
 
 nlohmann::json PolicyDocToJson(const PolicyDoc& doc) {

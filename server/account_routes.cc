@@ -28,10 +28,19 @@ Status ValidateAccountName(const std::string& name) {
 }
 
 // Writes the 400 answer for a policy with compile errors (every error with its position).
-void WritePolicyErrors(httplib::Response& res, const std::vector<engine::CompileError>& errors) {
+// `json_yaml`: the YAML emitted for a JSON body, whose lines the client never saw; then each
+// error names the JSON field instead of a line and column.
+void WritePolicyErrors(httplib::Response& res, const std::vector<engine::CompileError>& errors,
+                       const std::string* json_yaml) {
   nlohmann::json list = nlohmann::json::array();
   std::string message = "the policy does not compile:";
   for (const auto& e : errors) {
+    if (json_yaml != nullptr) {
+      std::string field = engine::PolicyFieldAt(*json_yaml, e.line, e.column);
+      list.push_back({{"field", field}, {"message", e.message}});
+      if (list.size() <= 10) message += "\n" + (field.empty() ? "" : field + ": ") + e.message;
+      continue;
+    }
     list.push_back(e.ToJson());
     if (list.size() <= 10) message += "\n" + e.ToString();
   }
@@ -42,14 +51,15 @@ void WritePolicyErrors(httplib::Response& res, const std::vector<engine::Compile
 }  // namespace
 
 // Compiles `yaml` for the account and refuses permissions the caller does not hold itself.
-// On compile errors the 400 is written to `res` and `*written` is set.
+// On compile errors the 400 is written to `res` and `*written` is set; `from_json`: the client
+// sent JSON, so errors name JSON fields.
 static Status CheckProposedPolicy(const Caller& caller, const std::string& yaml,
                                   const std::string& account_name, httplib::Response& res,
-                                  bool* written) {
+                                  bool* written, bool from_json = false) {
   engine::PolicyResult compiled =
       engine::CompileAccountPolicy(*caller.snapshot, yaml, kPolicyFile, account_name);
   if (!compiled.policy) {
-    WritePolicyErrors(res, compiled.errors);
+    WritePolicyErrors(res, compiled.errors, from_json ? &yaml : nullptr);
     *written = true;
     return Status();
   }
@@ -246,7 +256,7 @@ void App::RegisterAccountRoutes() {
       return UnsupportedMediaType("the body must be application/json or application/yaml");
     }
     bool written = false;
-    RETURN_IF_ERROR(CheckProposedPolicy(caller, yaml, account.name, res, &written));
+    RETURN_IF_ERROR(CheckProposedPolicy(caller, yaml, account.name, res, &written, !IsYamlContentType(content_type)));
     if (written) return Status();
     std::optional<int64_t> expected;
     if (std::string m = req.get_header_value("If-Match"); !m.empty()) {

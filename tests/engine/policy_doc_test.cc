@@ -160,5 +160,37 @@ TEST_CASE("CompileAccountPolicy reports every error with its position", "[policy
                                  "a.yaml:8:86: invalid condition: type mismatch: number == bool"});
 }
 
+TEST_CASE("PolicyFieldAt names the JSON field of each error in an emitted document", "[policy_doc]") {
+  auto snapshot = Tree();
+  PolicyDoc doc;
+  doc.account = "a";
+  doc.copied_from_kind = CopiedFromKind::kScratch;
+  doc.permissions = {{"company", {"view", "fly"}}, {"boat", {"view"}}};
+  doc.rules = {RuleDoc{"ok", "allow", {"company"}, {"view"}, ""},
+               RuleDoc{"r", "allow", {"company"}, {"view"}, "resource.arr == true"},
+               RuleDoc{"e", "maybe", {"company"}, {"view"}, ""}};
+  const std::string yaml = EmitPolicyYaml(doc);
+  INFO(yaml);
+  PolicyResult r = CompileAccountPolicy(*snapshot, yaml, "a.yaml", "a");
+  REQUIRE(r.policy == nullptr);
+  std::vector<std::string> fields;
+  for (const CompileError& e : r.errors) fields.push_back(PolicyFieldAt(yaml, e.line, e.column) + ": " + e.message);
+  CHECK(fields == std::vector<std::string>{"permissions.company[1]: unknown action 'fly' for model 'company'",
+                                           "permissions.boat: unknown model 'boat'",
+                                           "rules[1].when: invalid condition: type mismatch: number == bool",
+                                           "rules[2].effect: effect must be 'allow' or 'deny', not 'maybe'"});
+
+  // Every key and list item of the document, at its own position.
+  CHECK(PolicyFieldAt(yaml, 1, 1) == "apiVersion");
+  CHECK(PolicyFieldAt(yaml, 4, 1) == "copied_from");
+  CHECK(PolicyFieldAt(yaml, 4, 14) == "copied_from.kind");
+  CHECK(PolicyFieldAt(yaml, 6, 3) == "permissions.company");
+  CHECK(PolicyFieldAt(yaml, 6, 15) == "permissions.company[0]");
+  // Before anything on the line, past the end of the text, or text that does not parse.
+  CHECK(PolicyFieldAt(yaml, 6, 1) == "");
+  CHECK(PolicyFieldAt(yaml, 999, 1) == "");
+  CHECK(PolicyFieldAt("a: [", 1, 1) == "");
+}
+
 }  // namespace
 }  // namespace warden::engine

@@ -107,6 +107,28 @@ TEST_CASE("permissions are edited in YAML and JSON, broken edits change nothing,
     CHECK(r.status == 400);
     CHECK(ErrorOf(r).value("code", "") == "invalid_argument");
   }
+  // A JSON document that does not compile: each error names its JSON field (the client never
+  // saw the YAML the server made of it, so lines and columns would point nowhere).
+  {
+    const nlohmann::json body = {
+        {"permissions", {{"company", {"view", "fly"}}, {"compnay", {"view"}}}},
+        {"rules", {{{"name", "r"}, {"effect", "deny"}, {"models", {"company"}}, {"actions", {"view"}},
+                    {"when", "resource.arr == \"big\""}}}}};
+    Reply r = Put(server, path, body.dump(), admin, "application/json");
+    CHECK_ERROR_FIELD(r, 400, "invalid_argument", "permissions");
+    nlohmann::json errors = ErrorOf(r).value("errors", nlohmann::json::array());
+    std::vector<std::string> fields;
+    for (const auto& e : errors) {
+      fields.push_back(e.value("field", ""));
+      CHECK(!e.contains("line"));
+      CHECK(!e["message"].get<std::string>().empty());
+      CHECK(ErrorOf(r)["message"].get<std::string>().find(e.value("field", "") + ": " + e["message"].get<std::string>()) !=
+            std::string::npos);
+    }
+    // In key order: the server reads a JSON object with its keys sorted.
+    CHECK(fields == std::vector<std::string>{"permissions.company[1]", "permissions.compnay", "rules[0].when"});
+    CHECK(ErrorOf(r)["message"].get<std::string>().find("permissions.yaml") == std::string::npos);
+  }
   Reply after = server.Get(path, admin);
   CHECK(after.json["version"] == 3);
   CHECK(after.json["permissions"] == nlohmann::json{{"company", {"view", "update"}}});
