@@ -204,11 +204,24 @@ StatusOr<PolicyDoc> ParsePolicyDoc(std::string_view yaml_text, std::string_view 
                                    std::vector<CompileError>* errors);
 // From the JSON shape PolicyDocToJson produces; InvalidArgument naming the field.
 StatusOr<PolicyDoc> PolicyDocFromJson(const nlohmann::json& json);
-// For errors in a document that came as JSON: the field, named as PolicyDocFromJson names
-// fields ("permissions.company[1]", "rules[0].when", "copied_from.kind"), of the YAML node
-// at or just before 1-based line:column of `yaml_text` (what EmitPolicyYaml wrote for that
-// JSON); "" when nothing on that line is at or before the column, or the text does not parse.
-std::string PolicyFieldAt(std::string_view yaml_text, int line, int column);
+// For errors in a document that came as JSON: the fields of `yaml_text` (what EmitPolicyYaml
+// wrote for that JSON), read once, named as PolicyDocFromJson names them
+// ("permissions.company[1]", "rules[0].when", "copied_from.kind").
+class PolicyFieldIndex {
+ public:
+  explicit PolicyFieldIndex(std::string_view yaml_text);  // no fields when it does not parse
+  // The field of the node at or just before 1-based line:column; "" when nothing on that line
+  // is at or before the column.
+  std::string At(int line, int column) const;
+
+ private:
+  struct Field {
+    int line;    // 1-based
+    int column;  // 1-based
+    std::string path;
+  };
+  std::vector<Field> fields_;  // in document order
+};
 
 // New documents for `account`: empty (scratch), a copy of a role, or a copy of another
 // account's document; copiedFrom records the source and `snapshot.revision()`.

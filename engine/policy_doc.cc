@@ -125,21 +125,24 @@ void CollectFields(const YAML::Node& node, const std::string& path, int depth,
 
 }  // namespace
 
-std::string PolicyFieldAt(std::string_view yaml_text, int line, int column) {
-  std::vector<std::pair<YAML::Mark, std::string>> fields;
+PolicyFieldIndex::PolicyFieldIndex(std::string_view yaml_text) {
+  std::vector<std::pair<YAML::Mark, std::string>> marks;
   try {
-    CollectFields(YAML::Load(std::string(yaml_text)), "", 0, &fields);
+    CollectFields(YAML::Load(std::string(yaml_text)), "", 0, &marks);
   } catch (const YAML::Exception&) {
-    return "";
+    return;
   }
-  const std::string* best = nullptr;
-  int best_column = -1;
-  for (const auto& [mark, path] : fields) {
-    if (mark.line + 1 != line || mark.column + 1 > column || mark.column < best_column) continue;
-    best = &path;
-    best_column = mark.column;
+  fields_.reserve(marks.size());
+  for (auto& [mark, path] : marks) fields_.push_back(Field{mark.line + 1, mark.column + 1, std::move(path)});
+}
+
+std::string PolicyFieldIndex::At(int line, int column) const {
+  const Field* best = nullptr;
+  for (const Field& f : fields_) {
+    if (f.line != line || f.column > column || (best != nullptr && f.column < best->column)) continue;
+    best = &f;
   }
-  return best ? *best : "";
+  return best ? best->path : "";
 }
 
 nlohmann::json PolicyDocToJson(const PolicyDoc& doc) {

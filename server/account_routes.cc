@@ -1,4 +1,5 @@
 // Service accounts, their permissions and tokens; roles, catalog and the audit log.
+#include <optional>
 #include <regex>
 
 #include "common/crypto.h"
@@ -34,9 +35,11 @@ void WritePolicyErrors(httplib::Response& res, const std::vector<engine::Compile
                        const std::string* json_yaml) {
   nlohmann::json list = nlohmann::json::array();
   std::string message = "the policy does not compile:";
+  const std::optional<engine::PolicyFieldIndex> fields =
+      json_yaml != nullptr ? std::optional<engine::PolicyFieldIndex>(std::in_place, *json_yaml) : std::nullopt;
   for (const auto& e : errors) {
-    if (json_yaml != nullptr) {
-      std::string field = engine::PolicyFieldAt(*json_yaml, e.line, e.column);
+    if (fields) {
+      std::string field = fields->At(e.line, e.column);
       list.push_back({{"field", field}, {"message", e.message}});
       if (list.size() <= 10) message += "\n" + (field.empty() ? "" : field + ": ") + e.message;
       continue;

@@ -160,7 +160,7 @@ TEST_CASE("CompileAccountPolicy reports every error with its position", "[policy
                                  "a.yaml:8:86: invalid condition: type mismatch: number == bool"});
 }
 
-TEST_CASE("PolicyFieldAt names the JSON field of each error in an emitted document", "[policy_doc]") {
+TEST_CASE("PolicyFieldIndex names the JSON field of each error in an emitted document", "[policy_doc]") {
   auto snapshot = Tree();
   PolicyDoc doc;
   doc.account = "a";
@@ -173,23 +173,24 @@ TEST_CASE("PolicyFieldAt names the JSON field of each error in an emitted docume
   INFO(yaml);
   PolicyResult r = CompileAccountPolicy(*snapshot, yaml, "a.yaml", "a");
   REQUIRE(r.policy == nullptr);
+  const PolicyFieldIndex index(yaml);
   std::vector<std::string> fields;
-  for (const CompileError& e : r.errors) fields.push_back(PolicyFieldAt(yaml, e.line, e.column) + ": " + e.message);
+  for (const CompileError& e : r.errors) fields.push_back(index.At(e.line, e.column) + ": " + e.message);
   CHECK(fields == std::vector<std::string>{"permissions.company[1]: unknown action 'fly' for model 'company'",
                                            "permissions.boat: unknown model 'boat'",
                                            "rules[1].when: invalid condition: type mismatch: number == bool",
                                            "rules[2].effect: effect must be 'allow' or 'deny', not 'maybe'"});
 
   // Every key and list item of the document, at its own position.
-  CHECK(PolicyFieldAt(yaml, 1, 1) == "apiVersion");
-  CHECK(PolicyFieldAt(yaml, 4, 1) == "copied_from");
-  CHECK(PolicyFieldAt(yaml, 4, 14) == "copied_from.kind");
-  CHECK(PolicyFieldAt(yaml, 6, 3) == "permissions.company");
-  CHECK(PolicyFieldAt(yaml, 6, 15) == "permissions.company[0]");
+  CHECK(index.At(1, 1) == "apiVersion");
+  CHECK(index.At(4, 1) == "copied_from");
+  CHECK(index.At(4, 14) == "copied_from.kind");
+  CHECK(index.At(6, 3) == "permissions.company");
+  CHECK(index.At(6, 15) == "permissions.company[0]");
   // Before anything on the line, past the end of the text, or text that does not parse.
-  CHECK(PolicyFieldAt(yaml, 6, 1) == "");
-  CHECK(PolicyFieldAt(yaml, 999, 1) == "");
-  CHECK(PolicyFieldAt("a: [", 1, 1) == "");
+  CHECK(index.At(6, 1) == "");
+  CHECK(index.At(999, 1) == "");
+  CHECK(PolicyFieldIndex("a: [").At(1, 1) == "");
 }
 
 }  // namespace

@@ -124,6 +124,19 @@ std::string Body(const std::string& response) {
   return end == std::string::npos ? "" : response.substr(end + 4);
 }
 
+// user + system CPU seconds the process has used so far (/proc/PID/stat fields 14 and 15).
+double CpuSeconds(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  std::istringstream fields(text.substr(text.rfind(')') + 2));  // after "pid (comm) "
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i >= 14) ticks += std::stod(field);
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
 std::string CheckRequest(const std::string& body, const std::string& extra_headers = "") {
   return "POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
          std::to_string(body.size()) + "\r\n" + extra_headers + "\r\n" + body;
@@ -270,21 +283,6 @@ TEST_CASE("http front: keep-alive, pipelining, HTTP/1.0, Expect and half-close",
   // Whatever the section did, the server answers normally afterwards.
   CHECK(server.Get("/healthz").status == 200);
 }
-
-namespace {
-// user + system CPU seconds the process has used so far (/proc/PID/stat fields 14 and 15).
-double CpuSeconds(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  std::istringstream fields(text.substr(text.rfind(')') + 2));  // after "pid (comm) "
-  std::string field;
-  double ticks = 0;
-  for (int i = 3; i <= 15 && fields >> field; ++i) {
-    if (i >= 14) ticks += std::stod(field);
-  }
-  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-}  // namespace
 
 TEST_CASE("http front: out of file descriptors, the loop waits instead of spinning, then serves again", "[http]") {
 #if defined(__SANITIZE_ADDRESS__)
