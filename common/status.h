@@ -8,6 +8,8 @@
 //   kPermissionDenied   valid credentials, not allowed (403)
 //   kNotFound           the named thing does not exist (404)
 //   kAlreadyExists      a create collides with an existing thing (409)
+//   kConflict           a valid change that would break an invariant of the current state,
+//                       e.g. leave a tenant without anyone able to manage it (409)
 //   kResourceExhausted  a limit or rate was hit (413 for payloads, 429 for rates)
 //   kUnavailable        transient: try again (503)
 //   kInternal           a bug or a broken invariant (500)
@@ -30,6 +32,7 @@ enum class StatusCode {
   kPermissionDenied,
   kNotFound,
   kAlreadyExists,
+  kConflict,
   kResourceExhausted,
   kUnavailable,
   kInternal,
@@ -77,6 +80,7 @@ inline Status NotFoundError(std::string msg) { return Status(StatusCode::kNotFou
 inline Status AlreadyExistsError(std::string msg, std::string field = {}) {
   return Status(StatusCode::kAlreadyExists, std::move(msg), std::move(field));
 }
+inline Status ConflictError(std::string msg) { return Status(StatusCode::kConflict, std::move(msg)); }
 inline Status ResourceExhaustedError(std::string msg) {
   return Status(StatusCode::kResourceExhausted, std::move(msg));
 }

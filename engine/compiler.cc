@@ -339,6 +339,7 @@ bool ParsePolicySource(YamlFile& yf, const YAML::Node& root, SourceKind kind, Po
     }
   }
   if (const YAML::Node* n = FindField(*fields, "copiedFrom")) {
+    out->has_copied_from = true;
     auto cf = yf.Fields(*n, "copiedFrom", {"kind", "name", "revision"});
     if (!cf) {
       ok = false;
@@ -768,35 +769,71 @@ Decision SnapshotImpl::Evaluate(const Principal& principal,
   return d;
 }
 
-std::vector<std::pair<std::string, std::string>> SnapshotImpl::Escalations(
-    PrincipalType caller_type, std::span<const CompiledPolicy* const> caller_policies,
-    const CompiledPolicy& proposed) const {
-  std::vector<std::pair<std::string, std::string>> out;
+namespace {
+
+// Everything that decides one (model, action) cell for one principal: guardrail denies of its
+// type, then its policies' rules (foreign-catalog policies grant nothing, as in Evaluate).
+struct CellRules {
+  bool allow = false;  // an unconditional allow
+  bool deny = false;   // an unconditional deny (guardrail or policy)
+  std::vector<const Condition*> allows;
+  std::vector<const Condition*> denies;
+};
+
+// True when some condition of `pool` has the text of `c` and neither reads the principal:
+// then both match exactly the same requests, whoever asks.
+bool SameCondition(const Condition* c, const std::vector<const Condition*>& pool) {
+  if (c->reads_principal()) return false;
+  return std::any_of(pool.begin(), pool.end(), [c](const Condition* o) { return o->text() == c->text(); });
+}
+
+}  // namespace
+
+std::vector<Escalation> SnapshotImpl::Escalations(const Grant& caller, const Grant& target) const {
   const uint64_t fingerprint = catalog_->fingerprint();
-  const int type = static_cast<int>(caller_type);
+  auto rules_of = [&](const Grant& g, ModelId m, ActionId a) {
+    CellRules out;
+    const int type = static_cast<int>(g.type);
+    if (type >= 0 && type < 3) {
+      for (const CompiledPolicy* p : guardrails_by_type_[type]) {
+        const Cell& c = p->CellAt(m, a);
+        if (c.deny >= 0) out.deny = true;
+        for (const RuleRef& r : p->Denies(c)) out.denies.push_back(r.condition);
+      }
+    }
+    for (const CompiledPolicy* p : g.policies) {
+      if (p == nullptr || p->catalog_fingerprint != fingerprint) continue;
+      const Cell& c = p->CellAt(m, a);
+      if (c.allow >= 0) out.allow = true;
+      if (c.deny >= 0) out.deny = true;
+      for (const RuleRef& r : p->Allows(c)) out.allows.push_back(r.condition);
+      for (const RuleRef& r : p->Denies(c)) out.denies.push_back(r.condition);
+    }
+    return out;
+  };
+  std::vector<Escalation> out;
   for (ModelId m = 0; m < catalog_->num_models(); ++m) {
     for (ActionId a = 0; a < catalog_->num_actions(); ++a) {
       if (!catalog_->Valid(m, a)) continue;
-      bool proposed_allows = true;
-      if (proposed.catalog_fingerprint == fingerprint) {
-        const Cell& c = proposed.CellAt(m, a);
-        proposed_allows = c.allow >= 0 || c.n_allow > 0;
+      const CellRules t = rules_of(target, m, a);
+      if (t.deny || (!t.allow && t.allows.empty())) continue;  // the target is never allowed
+      const CellRules c = rules_of(caller, m, a);
+      Escalation e{catalog_->models()[m].name, catalog_->ActionName(a), false};
+      if (c.deny || (!c.allow && c.allows.empty())) {  // the caller is never allowed
+        out.push_back(std::move(e));
+        continue;
       }
-      if (!proposed_allows) continue;
-      bool caller_ok = true;
-      for (const CompiledPolicy* g : guardrails_by_type_[type]) {
-        const Cell& c = g->CellAt(m, a);
-        if (c.deny >= 0 || c.n_deny > 0) caller_ok = false;
-      }
-      bool caller_allows = false;
-      for (const CompiledPolicy* p : caller_policies) {
-        if (p == nullptr || p->catalog_fingerprint != fingerprint) continue;
-        const Cell& c = p->CellAt(m, a);
-        if (c.deny >= 0 || c.n_deny > 0) caller_ok = false;
-        if (c.allow >= 0) caller_allows = true;
-      }
-      if (!caller_ok || !caller_allows) {
-        out.emplace_back(catalog_->models()[m].name, catalog_->ActionName(a));
+      // Target allowed => caller allowed holds when every way the target is allowed is a way
+      // the caller is allowed, and every way the caller is denied denies the target too.
+      bool covered = c.allow || (!t.allow && std::all_of(t.allows.begin(), t.allows.end(), [&](const Condition* x) {
+                                   return SameCondition(x, c.allows);
+                                 }));
+      covered = covered && std::all_of(c.denies.begin(), c.denies.end(), [&](const Condition* x) {
+                  return SameCondition(x, t.denies);
+                });
+      if (!covered) {
+        e.undecidable = true;
+        out.push_back(std::move(e));
       }
     }
   }

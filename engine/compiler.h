@@ -147,6 +147,7 @@ struct PolicySource {
   CopiedFromKind copied_from_kind = CopiedFromKind::kScratch;
   std::string copied_from_name;
   std::string copied_from_revision;
+  bool has_copied_from = false;  // the document has a copiedFrom key
   // Guardrail
   uint8_t applies_to = 0;
 };
@@ -214,9 +215,7 @@ class SnapshotImpl final : public PolicySnapshot {
   Decision Evaluate(const Principal& principal, std::span<const CompiledPolicy* const> policies,
                     ModelId model, ActionId action, const Attributes& resource,
                     const Attributes& context) const override;
-  std::vector<std::pair<std::string, std::string>> Escalations(
-      PrincipalType caller_type, std::span<const CompiledPolicy* const> caller_policies,
-      const CompiledPolicy& proposed) const override;
+  std::vector<Escalation> Escalations(const Grant& caller, const Grant& target) const override;
 
   const CatalogImpl& catalog_impl() const { return *catalog_; }
   const PolicySource* RoleSource(std::string_view name) const;

@@ -803,6 +803,9 @@ std::unique_ptr<const Condition> Condition::Compile(std::string_view text,
     if (error->message.empty()) error->message = "invalid condition";
     return nullptr;
   }
+  for (const Node& n : c->nodes_) {
+    if ((n.kind == NodeKind::kPath || n.kind == NodeKind::kHas) && n.root == Root::kPrincipal) c->reads_principal_ = true;
+  }
   return c;
 }
 

@@ -58,6 +58,9 @@ class Condition {
   EvalResult Evaluate(const Principal& principal, const Attributes& resource,
                       const Attributes& context) const;
   const std::string& text() const { return text_; }
+  // True when the expression reads any principal.* attribute: its outcome then depends on who
+  // asks, so two principals' rules with the same text need not agree (no-escalation analysis).
+  bool reads_principal() const { return reads_principal_; }
 
   struct Node;
 
@@ -66,6 +69,7 @@ class Condition {
   std::string text_;
   std::vector<Node> nodes_;
   int root_ = -1;
+  bool reads_principal_ = false;
 };
 
 }  // namespace warden::engine

@@ -115,6 +115,21 @@ struct CompileError {
   nlohmann::json ToJson() const;  // {"file","line","column","message"}
 };
 
+// A principal's permission set as the no-escalation rule sees it: its type (which guardrails
+// apply) and its policies (a user's roles, or one account's policy).
+struct Grant {
+  PrincipalType type = PrincipalType::kUser;
+  std::span<const CompiledPolicy* const> policies;
+};
+
+// A permission the target would hold and the caller cannot be shown to hold.
+struct Escalation {
+  std::string model;
+  std::string action;
+  bool undecidable = false;  // the caller holds it only under conditions that cannot be compared
+  bool operator==(const Escalation&) const = default;
+};
+
 class PolicySnapshot {
  public:
   virtual ~PolicySnapshot() = default;
@@ -141,12 +156,15 @@ class PolicySnapshot {
                             ActionId action, const Attributes& resource,
                             const Attributes& context) const = 0;
 
-  // No escalation: the (model, action) cells that `proposed` may allow but the caller is not
-  // allowed unconditionally (by `caller_policies`, after guardrails for `caller_type`).
-  // Empty means `proposed` is within the caller's own permissions.
-  virtual std::vector<std::pair<std::string, std::string>> Escalations(
-      PrincipalType caller_type, std::span<const CompiledPolicy* const> caller_policies,
-      const CompiledPolicy& proposed) const = 0;
+  // No escalation (DESIGN.md 6): the (model, action) cells where `target` may be allowed but
+  // `caller` cannot be shown to be allowed too, for every resource, context and attribute
+  // value. Each side is evaluated as Evaluate does: guardrails of its principal type first,
+  // then deny-overrides over its policies. Conditions are compared by text: a target's
+  // conditional allow is covered by a caller's unconditional allow or by the same condition
+  // when it reads no principal attribute, and each conditional deny of the caller must be
+  // among the target's. Anything else is reported `undecidable` (refused, fail closed).
+  // Empty means the target's effective permissions are a subset of the caller's.
+  virtual std::vector<Escalation> Escalations(const Grant& caller, const Grant& target) const = 0;
 };
 
 // Compiles every *.yaml / *.yml under `dir` (catalog, roles, guardrails, tests). On any
@@ -200,8 +218,9 @@ std::string EmitPolicyYaml(const PolicyDoc& doc);
 nlohmann::json PolicyDocToJson(const PolicyDoc& doc);
 // Structural parse only (apiVersion, kind, known keys, field types), errors with positions.
 // `file` names the text in errors (e.g. "permissions.yaml").
+// `has_copied_from`, when given, is set to whether the text has a copiedFrom key.
 StatusOr<PolicyDoc> ParsePolicyDoc(std::string_view yaml_text, std::string_view file,
-                                   std::vector<CompileError>* errors);
+                                   std::vector<CompileError>* errors, bool* has_copied_from = nullptr);
 // From the JSON shape PolicyDocToJson produces; InvalidArgument naming the field.
 StatusOr<PolicyDoc> PolicyDocFromJson(const nlohmann::json& json);
 // For errors in a document that came as JSON: the fields of `yaml_text` (what EmitPolicyYaml

@@ -167,7 +167,7 @@ nlohmann::json PolicyDocToJson(const PolicyDoc& doc) {
 }
 
 StatusOr<PolicyDoc> ParsePolicyDoc(std::string_view yaml_text, std::string_view file,
-                                   std::vector<CompileError>* errors) {
+                                   std::vector<CompileError>* errors, bool* has_copied_from) {
   std::vector<CompileError> local;
   std::vector<CompileError>* sink = errors != nullptr ? errors : &local;
   const size_t before = sink->size();
@@ -188,6 +188,7 @@ StatusOr<PolicyDoc> ParsePolicyDoc(std::string_view yaml_text, std::string_view 
     });
     return InvalidArgumentError((*sink)[before].ToString(), "permissions");
   }
+  if (has_copied_from != nullptr) *has_copied_from = src.has_copied_from;
   return DocFromSource(src);
 }
 

@@ -53,32 +53,30 @@ void WritePolicyErrors(httplib::Response& res, const std::vector<engine::Compile
 
 }  // namespace
 
-// Compiles `yaml` for the account and refuses permissions the caller does not hold itself.
-// On compile errors the 400 is written to `res` and `*written` is set; `from_json`: the client
-// sent JSON, so errors name JSON fields.
-static Status CheckProposedPolicy(const Caller& caller, const std::string& yaml,
-                                  const std::string& account_name, httplib::Response& res,
-                                  bool* written, bool from_json = false) {
-  engine::PolicyResult compiled =
-      engine::CompileAccountPolicy(*caller.snapshot, yaml, kPolicyFile, account_name);
-  if (!compiled.policy) {
-    WritePolicyErrors(res, compiled.errors, from_json ? &yaml : nullptr);
-    *written = true;
-    return Status();
-  }
-  auto escalations = caller.snapshot->Escalations(caller.principal.type, caller.policies, *compiled.policy);
-  if (!escalations.empty()) {
-    std::string list;
-    for (size_t i = 0; i < escalations.size(); ++i) {
-      if (i == 10) { list += ", ..."; break; }
-      list += (i ? ", " : "") + escalations[i].first + ":" + escalations[i].second;
-    }
-    return PermissionDeniedError("no escalation: you cannot grant permissions you do not hold yourself (" + list + ")");
-  }
-  return Status();
-}
-
 void App::RegisterAccountRoutes() {
+  // Compiles `yaml` for the account and refuses permissions the caller does not hold itself.
+  // On compile errors the 400 is written to `res` and `*written` is set; `from_json`: the
+  // client sent JSON, so errors name JSON fields.
+  auto check_policy = [this](Caller& caller, const std::string& yaml, const std::string& account_name,
+                             httplib::Response& res, bool* written, bool from_json) -> Status {
+    engine::PolicyResult compiled = engine::CompileAccountPolicy(*caller.snapshot, yaml, kPolicyFile, account_name);
+    if (!compiled.policy) {
+      WritePolicyErrors(res, compiled.errors, from_json ? &yaml : nullptr);
+      *written = true;
+      return Status();
+    }
+    const engine::CompiledPolicy* policy = compiled.policy.get();
+    return RequireNoEscalation(caller, {engine::PrincipalType::kServiceAccount, std::span(&policy, 1)},
+                               "the service account '" + account_name + "'");
+  };
+  // The stored account as a no-escalation target: minting its token, enabling it or changing
+  // the attributes its conditions read gives its permissions to whoever holds a token.
+  auto check_account = [this](Caller& caller, const store::ServiceAccount& account) -> Status {
+    ASSIGN_OR_RETURN(auto policy, AccountPolicy(caller, account));
+    const engine::CompiledPolicy* p = policy.get();
+    return RequireNoEscalation(caller, {engine::PrincipalType::kServiceAccount, std::span(&p, 1)},
+                               "the service account '" + account.name + "'");
+  };
   // Finds a live account by id, then by name.
   auto find = [this](const Caller& caller, const std::string& key) -> StatusOr<store::ServiceAccount> {
     auto by_id = store_->GetAccount(caller.tenant_id, key);
@@ -96,7 +94,7 @@ void App::RegisterAccountRoutes() {
     return Status();
   });
 
-  Admin("POST", "/v1/service-accounts", [this, find](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
+  Admin("POST", "/v1/service-accounts", [this, find, check_policy](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
     RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "create"));
     ASSIGN_OR_RETURN(nlohmann::json body, ParseJsonObject(req));
     RETURN_IF_ERROR(OnlyKeys(body, {"name", "description", "copy_permissions_from", "attributes", "enabled"}));
@@ -149,7 +147,7 @@ void App::RegisterAccountRoutes() {
     }
     account.policy_yaml = engine::EmitPolicyYaml(doc);
     bool written = false;
-    RETURN_IF_ERROR(CheckProposedPolicy(caller, account.policy_yaml, account.name, res, &written));
+    RETURN_IF_ERROR(check_policy(caller, account.policy_yaml, account.name, res, &written, false));
     if (written) return Status();
     account.created_by_type = caller.actor_type;
     account.created_by_id = caller.principal.id;
@@ -167,7 +165,7 @@ void App::RegisterAccountRoutes() {
     return Status();
   });
 
-  Admin("PATCH", kAccountPath, [this, find](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
+  Admin("PATCH", kAccountPath, [this, find, check_account](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
     RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "update"));
     ASSIGN_OR_RETURN(nlohmann::json body, ParseJsonObject(req));
     RETURN_IF_ERROR(OnlyKeys(body, {"name", "description", "enabled", "attributes"}));
@@ -206,6 +204,9 @@ void App::RegisterAccountRoutes() {
       WriteJson(res, 200, AccountJson(before));
       return Status();
     }
+    if ((update.enabled && *update.enabled && !before.enabled) || update.attributes) {
+      RETURN_IF_ERROR(check_account(caller, before));
+    }
     store::AuditEntry audit = Audit(caller, action, "service_account", before.id, update.name.value_or(before.name), details);
     ASSIGN_OR_RETURN(store::ServiceAccount after, store_->UpdateAccount(caller.tenant_id, before.id, update, &audit));
     verifier_.InvalidateAccount(before.id);
@@ -242,25 +243,59 @@ void App::RegisterAccountRoutes() {
     return Status();
   });
 
-  Admin("PUT", permissions_path, [this, find](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
+  Admin("PUT", permissions_path, [this, find, check_policy](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
     RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "update"));
     ASSIGN_OR_RETURN(store::ServiceAccount account, find(caller, req.matches[1]));
-    std::string yaml;
     const std::string content_type = req.get_header_value("Content-Type");
-    if (IsYamlContentType(content_type)) {
+    const bool from_yaml = IsYamlContentType(content_type);
+    // The document as sent, and whether it names its provenance (a YAML copiedFrom key, a JSON
+    // copied_from field).
+    engine::PolicyDoc doc;
+    bool sent_copied_from = false;
+    std::string yaml;  // what is compiled and stored
+    if (from_yaml) {
       yaml = req.body;
+      bool written = false;  // compile first: errors carry positions in the client's text
+      RETURN_IF_ERROR(check_policy(caller, yaml, account.name, res, &written, false));
+      if (written) return Status();
+      std::vector<engine::CompileError> errors;
+      ASSIGN_OR_RETURN(doc, engine::ParsePolicyDoc(yaml, kPolicyFile, &errors, &sent_copied_from));
     } else if (IsJsonContentType(req)) {
       ASSIGN_OR_RETURN(nlohmann::json body, ParseJsonObject(req));
       body.erase("version");
-      ASSIGN_OR_RETURN(engine::PolicyDoc doc, engine::PolicyDocFromJson(body));
-      if (doc.account.empty()) doc.account = account.name;
-      yaml = engine::EmitPolicyYaml(doc);
+      sent_copied_from = body.contains("copied_from") && !body["copied_from"].is_null();
+      ASSIGN_OR_RETURN(doc, engine::PolicyDocFromJson(body));
     } else {
       return UnsupportedMediaType("the body must be application/json or application/yaml");
     }
-    bool written = false;
-    RETURN_IF_ERROR(CheckProposedPolicy(caller, yaml, account.name, res, &written, !IsYamlContentType(content_type)));
-    if (written) return Status();
+    // Provenance is the server's: set when the account was created or copied, kept across
+    // edits. A document may repeat it, not change it; it may only name its own account.
+    if (!doc.account.empty() && doc.account != account.name) {
+      return InvalidArgumentError("account must be '" + account.name + "', the account this policy belongs to", "account");
+    }
+    std::vector<engine::CompileError> stored_errors;
+    auto stored = engine::ParsePolicyDoc(account.policy_yaml, kPolicyFile, &stored_errors);
+    if (!stored.ok()) return InternalError("the stored policy of this account cannot be read");
+    const bool same_provenance = doc.copied_from_kind == stored->copied_from_kind &&
+                                 doc.copied_from_name == stored->copied_from_name &&
+                                 doc.copied_from_revision == stored->copied_from_revision;
+    if (sent_copied_from && !same_provenance) {
+      return InvalidArgumentError("copied_from is set by the server when the account is created or copied and cannot be changed; "
+                                  "send it unchanged or leave it out",
+                                  from_yaml ? "copiedFrom" : "copied_from");
+    }
+    if (!from_yaml || !sent_copied_from || doc.account.empty()) {
+      // Stored in canonical form with the server's account name and provenance (a YAML body
+      // that already carries both is stored as sent, comments and all).
+      doc.account = account.name;
+      doc.copied_from_kind = stored->copied_from_kind;
+      doc.copied_from_name = stored->copied_from_name;
+      doc.copied_from_revision = stored->copied_from_revision;
+      yaml = engine::EmitPolicyYaml(doc);
+      bool written = false;
+      RETURN_IF_ERROR(check_policy(caller, yaml, account.name, res, &written, !from_yaml));
+      if (written) return Status();
+    }
     std::optional<int64_t> expected;
     if (std::string m = req.get_header_value("If-Match"); !m.empty()) {
       try {
@@ -300,11 +335,12 @@ void App::RegisterAccountRoutes() {
     return Status();
   });
 
-  Admin("POST", tokens_path, [this, find](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
+  Admin("POST", tokens_path, [this, find, check_account](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
     RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "update"));
     ASSIGN_OR_RETURN(nlohmann::json body, ParseJsonObject(req));
     RETURN_IF_ERROR(OnlyKeys(body, {"name", "expires_at"}));
     ASSIGN_OR_RETURN(store::ServiceAccount account, find(caller, req.matches[1]));
+    RETURN_IF_ERROR(check_account(caller, account));
     store::ApiTokenRecord record;
     ASSIGN_OR_RETURN(record.name, RequiredString(body, "name"));
     if (record.name.empty() || record.name.size() > 100) return InvalidArgumentError("name must be 1-100 characters", "name");

@@ -59,6 +59,28 @@ std::string NoSuchEndpoint(const httplib::Request& req) {
 
 }  // namespace
 
+std::vector<const engine::CompiledPolicy*> RolePolicies(const engine::PolicySnapshot& snapshot,
+                                                        const std::vector<std::string>& roles) {
+  std::vector<const engine::CompiledPolicy*> out;
+  for (const auto& role : roles) {
+    if (const engine::CompiledPolicy* p = snapshot.FindRole(role)) out.push_back(p);
+  }
+  return out;
+}
+
+engine::Principal UserPrincipal(const store::User& user) {
+  engine::Principal principal;
+  principal.type = engine::PrincipalType::kUser;
+  principal.id = user.id;
+  principal.name = user.email;
+  principal.roles = user.roles;
+  if (user.attributes.is_object()) {
+    auto attrs = engine::Attributes::FromJson(user.attributes, "attributes");
+    if (attrs.ok()) principal.attributes = std::move(attrs).value();
+  }
+  return principal;
+}
+
 int64_t LoginLimiter::RetryAfter(const std::string& addr) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = failures_.find(addr);
@@ -100,7 +122,9 @@ Status App::Init(std::string* admin_password_out) {
   });
   ASSIGN_OR_RETURN(store::Tenant tenant, store_->EnsureDefaultTenant());
   tenant_id_ = tenant.id;
-  tenant_token_.store(std::make_shared<const std::string>(tenant.tenant_token));
+  tenant_tokens_.store(std::make_shared<const TenantTokens>());
+  ASSIGN_OR_RETURN(std::vector<store::Tenant> tenants, store_->ListTenants());
+  for (const store::Tenant& t : tenants) SetTenantToken(t.id, t.tenant_token);
   RecheckAccountPolicies();
   ASSIGN_OR_RETURN(int64_t users, store_->CountUsers(tenant_id_));
   if (users == 0) {
@@ -389,7 +413,17 @@ void App::Admin(const std::string& method, const std::string& pattern, AdminHand
                                                    kCsrfHeader + " header returned at login"));
     }
     Status st = handler(req, res, *caller);
-    if (!st.ok()) WriteError(res, st);
+    if (st.ok()) return;
+    WriteError(res, st);
+    if (st.code() == StatusCode::kPermissionDenied && !caller->escalations.empty()) {
+      nlohmann::json body = nlohmann::json::parse(res.body);
+      nlohmann::json& missing = body["error"]["missing"] = nlohmann::json::array();
+      for (const engine::Escalation& e : caller->escalations) {
+        missing.push_back({{"model", e.model}, {"action", e.action},
+                           {"reason", e.undecidable ? "conditional" : "not_held"}});
+      }
+      WriteJson(res, res.status, body);
+    }
   };
   Route(method, pattern, std::move(wrapped));
 }
@@ -419,17 +453,8 @@ StatusOr<Caller> App::Authenticate(const httplib::Request& req) {
     caller.session_id = session->id;
     caller.csrf_token = session->csrf_token;
     caller.via_cookie = via_cookie;
-    caller.principal.type = engine::PrincipalType::kUser;
-    caller.principal.id = user->id;
-    caller.principal.name = user->email;
-    caller.principal.roles = user->roles;
-    if (user->attributes.is_object()) {
-      auto attrs = engine::Attributes::FromJson(user->attributes, "attributes");
-      if (attrs.ok()) caller.principal.attributes = std::move(attrs).value();
-    }
-    for (const auto& role : user->roles) {
-      if (const engine::CompiledPolicy* p = caller.snapshot->FindRole(role)) caller.policies.push_back(p);
-    }
+    caller.principal = UserPrincipal(*user);
+    caller.policies = RolePolicies(*caller.snapshot, user->roles);
     return caller;
   }
   // A cookie never authenticates a service account.
@@ -455,6 +480,84 @@ Status App::Authorize(const Caller& caller, std::string_view model, std::string_
                     std::string(engine::ReasonName(d.reason));
   if (!d.rule.empty()) msg += " (rule " + std::string(d.rule) + ")";
   return PermissionDeniedError(msg);
+}
+
+Status App::RequireNoEscalation(Caller& caller, const engine::Grant& target, std::string_view target_desc) {
+  caller.escalations = caller.snapshot->Escalations({caller.principal.type, caller.policies}, target);
+  if (caller.escalations.empty()) return Status();
+  std::string held_never, held_conditionally;
+  int listed = 0;
+  for (const engine::Escalation& e : caller.escalations) {
+    std::string& list = e.undecidable ? held_conditionally : held_never;
+    if (++listed > 20) continue;  // the error body's "missing" has them all
+    list += (list.empty() ? "" : ", ") + e.model + ":" + e.action;
+  }
+  std::string msg = "no escalation: " + std::string(target_desc) + " would hold permissions you do not hold yourself";
+  if (!held_never.empty()) msg += " (" + held_never + ")";
+  if (!held_conditionally.empty()) {
+    msg += std::string(held_never.empty() ? "" : ";") +
+           " you hold these only under conditions that cannot be shown to cover it, so they are refused (" +
+           held_conditionally + ")";
+  }
+  if (listed > 20) msg += " and " + std::to_string(listed - 20) + " more";
+  return PermissionDeniedError(msg);
+}
+
+StatusOr<std::shared_ptr<const engine::CompiledPolicy>> App::AccountPolicy(const Caller& caller,
+                                                                            const store::ServiceAccount& account) {
+  engine::PolicyResult compiled =
+      engine::CompileAccountPolicy(*caller.snapshot, account.policy_yaml, "permissions.yaml", account.name);
+  if (!compiled.policy) {
+    return FailedPreconditionError("the service account's permissions do not compile against the current policies "
+                                   "(GET /v1/policies/status); fix them first");
+  }
+  return std::shared_ptr<const engine::CompiledPolicy>(std::move(compiled.policy));
+}
+
+bool App::ManagesUsersAndAccounts(const engine::PolicySnapshot& snapshot, const store::User& user) const {
+  if (!user.enabled) return false;
+  const engine::Principal principal = UserPrincipal(user);
+  const std::vector<const engine::CompiledPolicy*> policies = RolePolicies(snapshot, user.roles);
+  engine::Attributes none;
+  for (const engine::ModelDecl& m : snapshot.catalog().models()) {
+    if (m.name != "user" && m.name != "serviceaccount") continue;
+    for (const std::string& a : m.actions) {
+      if (!snapshot.Evaluate(principal, policies, m.name, a, none, none).allowed) return false;
+    }
+  }
+  return true;
+}
+
+Status App::RequireUserManagerRemains(const Caller& caller, const std::string& user_id,
+                                      const std::optional<store::User>& after) {
+  const engine::PolicySnapshot& snapshot = *caller.snapshot;
+  if (after && ManagesUsersAndAccounts(snapshot, *after)) return Status();
+  store::ListOptions page{store::kMaxPageLimit, ""};
+  for (;;) {
+    ASSIGN_OR_RETURN(auto users, store_->ListUsers(caller.tenant_id, page));
+    for (const store::User& u : users.items) {
+      if (u.id != user_id && ManagesUsersAndAccounts(snapshot, u)) return Status();
+    }
+    if (users.next_cursor.empty()) break;
+    page.cursor = users.next_cursor;
+  }
+  return ConflictError(
+      "this would leave the tenant without an enabled user who may manage users and service accounts; "
+      "give another user that role first (operators recover with `warden admin reset-password`)");
+}
+
+void App::SetTenantToken(const std::string& tenant_id, const std::string& token) {
+  std::lock_guard<std::mutex> lock(tenant_tokens_mu_);
+  auto next = std::make_shared<TenantTokens>(*tenant_tokens_.load());
+  std::erase_if(*next, [&](const auto& entry) { return entry.second == tenant_id; });
+  (*next)[Sha256Hex(token)] = tenant_id;
+  tenant_tokens_.store(std::move(next));
+}
+
+std::string App::TenantOfToken(std::string_view token) const {
+  auto tokens = tenant_tokens_.load();
+  auto it = tokens->find(Sha256Hex(token));
+  return it == tokens->end() ? std::string() : it->second;
 }
 
 std::string App::SessionHash(std::string_view token) const {

@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <regex>
 #include <string>
 #include <thread>
@@ -51,7 +52,15 @@ struct Caller {
   std::string session_id;  // users
   std::string csrf_token;  // users authenticated by cookie
   bool via_cookie = false;
+  // Set by App::RequireNoEscalation when it refuses: what the caller lacks (the error body's
+  // "missing" list).
+  std::vector<engine::Escalation> escalations;
 };
+
+// The policies of a user's roles (unknown roles grant nothing) and the user as a principal.
+std::vector<const engine::CompiledPolicy*> RolePolicies(const engine::PolicySnapshot& snapshot,
+                                                        const std::vector<std::string>& roles);
+engine::Principal UserPrincipal(const store::User& user);
 
 // Counts failed logins per client address in a sliding minute.
 class LoginLimiter {
@@ -106,6 +115,26 @@ class App {
   StatusOr<Caller> Authenticate(const httplib::Request& req);
   // PermissionDenied naming reason and rule when the engine denies (model, action).
   Status Authorize(const Caller& caller, std::string_view model, std::string_view action);
+  // The no-escalation rule (DESIGN.md 6), the one place every admin path asks it: a caller
+  // may create, copy, change the permissions of, mint a token for, enable, or assign roles
+  // and attributes to (or hand out the credential of) only a principal whose effective
+  // permissions are a subset of its own (engine::PolicySnapshot::Escalations).
+  // PermissionDenied naming `target_desc` and every permission the caller lacks, also kept
+  // in caller.escalations for the error body.
+  Status RequireNoEscalation(Caller& caller, const engine::Grant& target, std::string_view target_desc);
+  // The target grant of a stored service account: its policy compiled against the caller's
+  // snapshot. FailedPrecondition when it does not compile (it could allow more after a
+  // policy reload, so nobody may mint for or enable it until it is fixed).
+  StatusOr<std::shared_ptr<const engine::CompiledPolicy>> AccountPolicy(const Caller& caller,
+                                                                         const store::ServiceAccount& account);
+  // "Never locked out": FailedPrecondition (409) when the tenant would be left without an
+  // enabled user who may manage users and service accounts once user `user_id` has `after`
+  // (nullopt: deleted). Callers hold users_mu_ across this check and the write.
+  Status RequireUserManagerRemains(const Caller& caller, const std::string& user_id,
+                                   const std::optional<store::User>& after);
+  // True when `user` (enabled, its roles and attributes) may do every action on the
+  // `user` and `serviceaccount` models, as the admin routes authorize it.
+  bool ManagesUsersAndAccounts(const engine::PolicySnapshot& snapshot, const store::User& user) const;
   // What the store keeps of a session token: HMAC-SHA256(pepper, "session:" + token), hex.
   std::string SessionHash(std::string_view token) const;
   store::AuditEntry Audit(const Caller& caller, std::string action, std::string target_type,
@@ -160,7 +189,18 @@ class App {
   std::vector<store::DecisionRow> batch_rows_;
   std::vector<httplib::Response*> batch_answers_;
   std::string tenant_id_ = store::kDefaultTenantId;
-  std::atomic<std::shared_ptr<const std::string>> tenant_token_;
+  // Every tenant's analytics token, keyed by its SHA-256 (a lookup compares digests, never the
+  // secret itself) -> tenant id. Copied and swapped on rotation (under tenant_tokens_mu_), read
+  // lock-free by checks.
+  using TenantTokens = std::unordered_map<std::string, std::string>;
+  std::atomic<std::shared_ptr<const TenantTokens>> tenant_tokens_;
+  std::mutex tenant_tokens_mu_;
+  // Sets tenant `tenant_id`'s token (dropping its previous one).
+  void SetTenantToken(const std::string& tenant_id, const std::string& token);
+  // The tenant whose token this is, or "".
+  std::string TenantOfToken(std::string_view token) const;
+  // Serialises user changes with the lock-out check (two admins demoting each other at once).
+  std::mutex users_mu_;
 
   mutable std::mutex broken_mu_;
   nlohmann::json broken_accounts_ = nlohmann::json::array();  // guarded by broken_mu_

@@ -1,4 +1,5 @@
 // POST /v1/auth/login, POST /v1/auth/logout, and the users API.
+#include <algorithm>
 #include <regex>
 
 #include "common/crypto.h"
@@ -158,10 +159,13 @@ void App::RegisterAuthRoutes() {
       user.attributes = body["attributes"];
     }
     ASSIGN_OR_RETURN(std::string password, OptionalString(body, "password"));
+    if (!password.empty()) RETURN_IF_ERROR(ValidatePassword(password));
+    const auto policies = RolePolicies(*caller.snapshot, user.roles);
+    RETURN_IF_ERROR(RequireNoEscalation(caller, {engine::PrincipalType::kUser, policies}, "the user '" + user.email + "'"));
     if (!password.empty()) {
-      RETURN_IF_ERROR(ValidatePassword(password));
       ASSIGN_OR_RETURN(user.password_hash, HashPassword(password));
     }
+    std::lock_guard<std::mutex> lock(users_mu_);
     store::AuditEntry audit = Audit(caller, "user.created", "user", "", user.email, {{"roles", user.roles}});
     ASSIGN_OR_RETURN(store::User created, store_->CreateUser(user, &audit));
     WriteJson(res, 201, UserJson(created));
@@ -181,7 +185,11 @@ void App::RegisterAuthRoutes() {
     ASSIGN_OR_RETURN(nlohmann::json body, ParseJsonObject(req));
     RETURN_IF_ERROR(OnlyKeys(body, {"email", "name", "role", "roles", "password", "enabled", "attributes"}));
     const std::string id = req.matches[1];
+    std::lock_guard<std::mutex> lock(users_mu_);
     ASSIGN_OR_RETURN(store::User before, store_->GetUser(caller.tenant_id, id));
+    const bool self = id == caller.principal.id;
+    // Only users within the caller's own permissions are the caller's to manage.
+    if (!self) RETURN_IF_ERROR(RequireNoEscalation(caller, {engine::PrincipalType::kUser, RolePolicies(*caller.snapshot, before.roles)}, "the user '" + before.email + "'"));
     store::UserUpdate update;
     nlohmann::json changed = nlohmann::json::array();
     if (body.contains("email")) {
@@ -222,6 +230,21 @@ void App::RegisterAuthRoutes() {
       WriteJson(res, 200, UserJson(before));
       return Status();
     }
+    store::User next = before;
+    if (update.roles) next.roles = *update.roles;
+    if (update.attributes) next.attributes = *update.attributes;
+    if (update.enabled) next.enabled = *update.enabled;
+    // What the user will hold must be within the caller's own permissions, unless this is the
+    // caller giving up roles it holds (its attributes unchanged).
+    const bool gains = update.roles || update.attributes || update.password_hash || (next.enabled && !before.enabled);
+    const bool only_dropping = self && !update.attributes && std::all_of(next.roles.begin(), next.roles.end(), [&](const std::string& r) {
+      return std::find(before.roles.begin(), before.roles.end(), r) != before.roles.end();
+    });
+    if (gains && !only_dropping) {
+      RETURN_IF_ERROR(RequireNoEscalation(caller, {engine::PrincipalType::kUser, RolePolicies(*caller.snapshot, next.roles)},
+                                          "the user '" + before.email + "'"));
+    }
+    if (ManagesUsersAndAccounts(*caller.snapshot, before)) RETURN_IF_ERROR(RequireUserManagerRemains(caller, id, next));
     store::AuditEntry audit = Audit(caller, "user.updated", "user", id, before.email, {{"changed", changed}});
     ASSIGN_OR_RETURN(store::User after, store_->UpdateUser(caller.tenant_id, id, update, &audit));
     if (update.password_hash || (update.enabled && !*update.enabled)) {
@@ -235,7 +258,11 @@ void App::RegisterAuthRoutes() {
     RETURN_IF_ERROR(Authorize(caller, "user", "delete"));
     const std::string id = req.matches[1];
     if (id == caller.principal.id) return FailedPreconditionError("you cannot delete yourself");
+    std::lock_guard<std::mutex> lock(users_mu_);
     ASSIGN_OR_RETURN(store::User user, store_->GetUser(caller.tenant_id, id));
+    RETURN_IF_ERROR(RequireNoEscalation(caller, {engine::PrincipalType::kUser, RolePolicies(*caller.snapshot, user.roles)},
+                                        "the user '" + user.email + "'"));
+    if (ManagesUsersAndAccounts(*caller.snapshot, user)) RETURN_IF_ERROR(RequireUserManagerRemains(caller, id, std::nullopt));
     store::AuditEntry audit = Audit(caller, "user.deleted", "user", id, user.email);
     RETURN_IF_ERROR(store_->DeleteUser(caller.tenant_id, id, &audit));
     res.status = 204;

@@ -258,12 +258,13 @@ void App::DecideCheck(const httplib::Request& req, httplib::Response& res,
   std::string tenant_id = tenant_id_;
   TokenVerifier::Result verified;
   if (check.tenant) {
-    auto current = tenant_token_.load();
+    const std::string tenant = TenantOfToken(check.token);
+    if (!tenant.empty()) tenant_id = tenant;
     tenant_principal.type = engine::PrincipalType::kTenant;
-    tenant_principal.id = tenant_id_;
-    tenant_principal.name = tenant_id_;
+    tenant_principal.id = tenant_id;
+    tenant_principal.name = tenant_id;
     principal = &tenant_principal;
-    if (ConstantTimeEquals(check.token, *current)) {
+    if (!tenant.empty()) {
       policy = &snapshot->TenantPolicy();
     } else {
       metrics_.token_failures++;
@@ -432,8 +433,14 @@ void App::CommitInline() {
 }
 
 void App::RegisterCheckRoutes() {
-  Admin("GET", "/v1/tenant", [this](const httplib::Request&, httplib::Response& res, Caller& caller) -> Status {
+  // Whoever sees the tenant token can act as the tenant (create on the analytics models).
+  auto check_tenant = [this](Caller& caller) -> Status {
+    const engine::CompiledPolicy* tenant = &caller.snapshot->TenantPolicy();
+    return RequireNoEscalation(caller, {engine::PrincipalType::kTenant, std::span(&tenant, 1)}, "the tenant token");
+  };
+  Admin("GET", "/v1/tenant", [this, check_tenant](const httplib::Request&, httplib::Response& res, Caller& caller) -> Status {
     RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "view"));
+    RETURN_IF_ERROR(check_tenant(caller));
     ASSIGN_OR_RETURN(store::Tenant tenant, store_->GetTenant(caller.tenant_id));
     WriteJson(res, 200, {{"id", tenant.id}, {"name", tenant.name}, {"tenant_token", tenant.tenant_token},
                          {"analytics", caller.snapshot->catalog().analytics()},
@@ -441,11 +448,12 @@ void App::RegisterCheckRoutes() {
     return Status();
   });
 
-  Admin("POST", R"(/v1/tenant/token:rotate)", [this](const httplib::Request&, httplib::Response& res, Caller& caller) -> Status {
+  Admin("POST", R"(/v1/tenant/token:rotate)", [this, check_tenant](const httplib::Request&, httplib::Response& res, Caller& caller) -> Status {
     RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "update"));
+    RETURN_IF_ERROR(check_tenant(caller));
     store::AuditEntry audit = Audit(caller, "tenant.token_rotated", "tenant", caller.tenant_id, caller.tenant_id);
     ASSIGN_OR_RETURN(std::string token, store_->RotateTenantToken(caller.tenant_id, &audit));
-    tenant_token_.store(std::make_shared<const std::string>(token));
+    SetTenantToken(caller.tenant_id, token);
     WriteJson(res, 200, {{"id", caller.tenant_id}, {"tenant_token", token}});
     return Status();
   });

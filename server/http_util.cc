@@ -15,6 +15,7 @@ int HttpStatusFor(const Status& status) {
     case StatusCode::kPermissionDenied: return 403;
     case StatusCode::kNotFound: return 404;
     case StatusCode::kAlreadyExists: return 409;
+    case StatusCode::kConflict: return 409;
     // An oversized body (field "body") is 413; every other exhausted limit is a rate: 429.
     case StatusCode::kResourceExhausted: return status.field() == "body" ? 413 : 429;
     case StatusCode::kUnavailable: return 503;

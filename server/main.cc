@@ -1,9 +1,11 @@
 // The warden executable: the only place that wires engine/, store/ and server/ together.
 #include <malloc.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +13,7 @@
 #include <thread>
 
 #include "common/crypto.h"
+#include "common/ids.h"
 #include "server/app.h"
 #include "server/config.h"
 #include "server/policy_cli.h"
@@ -56,6 +59,7 @@ int Serve(warden::server::Config config, const std::string& config_file) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // every thread inherits this; one waits below
   signal(SIGPIPE, SIG_IGN);
+  umask(0077);  // everything warden creates (database, journal, pepper) is owner-only
 
   std::error_code ec;
   std::filesystem::create_directories(config.data_dir, ec);
@@ -112,6 +116,83 @@ int Serve(warden::server::Config config, const std::string& config_file) {
   return 0;
 }
 
+// `warden admin reset-password`: the operator's way back in, with the data directory and
+// without the API (a locked-out tenant, a forgotten password). Works beside a running server:
+// it changes only admin rows, in SQLite transactions, and never opens the decision journal.
+// The server reads users and sessions from the store on every request, so the change holds
+// at once.
+int ResetPassword(const std::string& data_dir, const std::string& email, const std::string& tenant,
+                  bool restore_admin) {
+  namespace store = warden::store;
+  const std::string db = data_dir + "/warden.db";
+  if (!std::filesystem::exists(db)) {
+    std::fprintf(stderr, "warden: no database at %s (start warden once with --data %s)\n", db.c_str(), data_dir.c_str());
+    return 1;
+  }
+  auto& clock = warden::SystemClock::Get();
+  store::SqliteStore::Options options;
+  options.decision_log = false;
+  options.read_connections = 1;
+  auto opened = store::SqliteStore::Open(db, clock, options);
+  if (!opened.ok()) {
+    std::fprintf(stderr, "warden: cannot open %s: %s\n", db.c_str(), opened.status().message().c_str());
+    return 1;
+  }
+  store::SqliteStore& st = **opened;
+  const std::string password = warden::RandomBase62(20);
+  StatusOr<std::string> hash = warden::HashPassword(password);
+  if (!hash.ok()) {
+    std::fprintf(stderr, "warden: %s\n", hash.status().message().c_str());
+    return 1;
+  }
+  const struct passwd* pw = getpwuid(geteuid());
+  store::AuditEntry audit;
+  audit.tenant_id = tenant;
+  audit.actor_type = "operator";
+  audit.actor_id = std::string("local:") + (pw != nullptr ? pw->pw_name : std::to_string(geteuid()));
+  audit.target_type = "user";
+  audit.target_name = email;
+  audit.details = {{"actor_name", "warden admin reset-password"}, {"restore_admin", restore_admin}};
+  StatusOr<store::User> user = st.FindUserByEmail(tenant, email);
+  if (!user.ok() && user.status().code() == warden::StatusCode::kNotFound && restore_admin) {
+    store::User created;
+    created.tenant_id = tenant;
+    created.email = email;
+    created.name = "Administrator";
+    created.roles = {"admin"};
+    created.password_hash = *hash;
+    audit.action = "user.created";
+    user = st.CreateUser(created, &audit);
+  } else if (user.ok()) {
+    store::UserUpdate update;
+    update.password_hash = *hash;
+    update.enabled = true;
+    if (restore_admin && std::find(user->roles.begin(), user->roles.end(), "admin") == user->roles.end()) {
+      std::vector<std::string> roles = user->roles;
+      roles.push_back("admin");
+      update.roles = roles;
+    }
+    audit.action = "user.password_reset";
+    audit.target_id = user->id;
+    user = st.UpdateUser(tenant, user->id, update, &audit);
+    if (user.ok()) (void)st.DeleteSessionsOfUser(tenant, user->id);
+  }
+  if (!user.ok()) {
+    if (user.status().code() == warden::StatusCode::kNotFound) {
+      std::fprintf(stderr, "warden: no user %s in tenant %s (add --restore-admin to create it as an admin)\n",
+                   email.c_str(), tenant.c_str());
+    } else {
+      std::fprintf(stderr, "warden: %s\n", user.status().message().c_str());
+    }
+    return 1;
+  }
+  std::string roles;
+  for (const auto& r : user->roles) roles += (roles.empty() ? "" : ",") + r;
+  std::printf("new password for %s (roles %s, enabled): %s\n(shown once; existing sessions were ended)\n",
+              email.c_str(), roles.c_str(), password.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -153,6 +234,16 @@ int main(int argc, char** argv) {
     }
     exit_code = Serve(config, config_file);
   });
+  CLI::App* admin = app.add_subcommand("admin", "Operator commands that work on the data directory directly");
+  admin->require_subcommand(1);
+  std::string reset_data = "./data", reset_email, reset_tenant = warden::store::kDefaultTenantId;
+  bool restore_admin = false;
+  CLI::App* reset = admin->add_subcommand("reset-password", "Give a user a new password (printed once), whether the server runs or not");
+  reset->add_option("--data", reset_data, "Data directory (default ./data)");
+  reset->add_option("--tenant", reset_tenant, "Tenant id (default: default)");
+  reset->add_flag("--restore-admin", restore_admin, "Also give the user the admin role and enable it (creating the user when absent)");
+  reset->add_option("email", reset_email, "The user's email")->required();
+  reset->callback([&] { exit_code = ResetPassword(reset_data, reset_email, reset_tenant, restore_admin); });
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,10 +1,14 @@
 #include "store/sqlite_store.h"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <chrono>
 #include <deque>
 #include <filesystem>
@@ -374,6 +378,16 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path
                                                          const Clock& clock, Options options) {
   if (sqlite3_threadsafe() == 0) return InternalError("SQLite was built without thread support");
   std::unique_ptr<SqliteStore> store(new SqliteStore(path, clock, options));
+  // The database holds password and token hashes: owner-only, whatever the umask. SQLite
+  // creates the -wal and -shm files with the database file's mode.
+  if (!path.empty() && path != ":memory:" && path.rfind("file:", 0) != 0) {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return UnavailableError("cannot open " + path + ": " + std::strerror(errno));
+    const bool restricted = ::fchmod(fd, 0600) == 0;
+    ::close(fd);
+    if (!restricted) return UnavailableError("cannot make " + path + " owner-only: " + std::strerror(errno));
+    for (const char* suffix : {"-wal", "-shm", "-decisions"}) (void)::chmod((path + suffix).c_str(), 0600);
+  }
   ASSIGN_OR_RETURN(store->admin_, Connection::Open(path, options.busy_timeout_ms));
   // Takes effect only when the file is new (before its first table). Each move rewrites the
   // last page of decision_chunk and of its two indexes in the WAL, so small pages mean fewer
@@ -407,7 +421,7 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path
     RETURN_IF_ERROR(c->Exec("PRAGMA query_only = ON", "configuring a reader"));
     store->readers_.push_back(std::move(c));
   }
-  RETURN_IF_ERROR(store->OpenJournal());
+  if (options.decision_log) RETURN_IF_ERROR(store->OpenJournal());
   return store;
 }
 
@@ -492,6 +506,7 @@ Status SqliteStore::MoveDecisionsOnce() {
 Status SqliteStore::FlushDecisions() {
   constexpr int64_t kStartOverBytes = 8 << 20;
   constexpr int64_t kLockedTailBytes = 64 << 10;  // ~200 rows: about a millisecond to move
+  if (!journal_) return FailedPreconditionError("the store was opened without its decision log");
   std::lock_guard<std::mutex> lock(ingest_mu_);
   // Moves what was appended up to `target`; appenders may be faster than this, so never more.
   auto move_to = [this](int64_t target, bool write_locked) -> Status {
@@ -734,6 +749,20 @@ Status SqliteStore::Checkpoint() {
 
 // ---------------------------------------------------------------- tenants
 
+namespace {
+
+StatusOr<Tenant> InsertTenant(Connection& c, const Clock& clock, const std::string& id, const std::string& name) {
+  if (id.empty()) return InvalidArgumentError("a tenant needs an id", "id");
+  Tenant t{id, name.empty() ? id : name, NewUuid(), clock.NowMillis()};
+  ASSIGN_OR_RETURN(Stmt s, c.Prepare("INSERT INTO tenants (id, name, tenant_token, created_at) "
+                                     "VALUES (?, ?, ?, ?)"));
+  s.Bind(1, t.id).Bind(2, t.name).Bind(3, t.tenant_token).Bind(4, t.created_at);
+  RETURN_IF_ERROR(s.Run("creating tenant " + id));
+  return t;
+}
+
+}  // namespace
+
 StatusOr<Tenant> SqliteStore::EnsureDefaultTenant() {
   std::lock_guard<std::mutex> lock(write_mu_);
   Connection& c = *admin_;
@@ -742,13 +771,34 @@ StatusOr<Tenant> SqliteStore::EnsureDefaultTenant() {
   auto existing = LoadTenant(c, "id", kDefaultTenantId);
   if (existing.ok()) return existing;
   if (existing.status().code() != StatusCode::kNotFound) return existing.status();
-  Tenant t{kDefaultTenantId, kDefaultTenantId, NewUuid(), clock_.NowMillis()};
-  ASSIGN_OR_RETURN(Stmt s, c.Prepare("INSERT INTO tenants (id, name, tenant_token, created_at) "
-                                     "VALUES (?, ?, ?, ?)"));
-  s.Bind(1, t.id).Bind(2, t.name).Bind(3, t.tenant_token).Bind(4, t.created_at);
-  RETURN_IF_ERROR(s.Run("creating the default tenant"));
+  ASSIGN_OR_RETURN(Tenant t, InsertTenant(c, clock_, kDefaultTenantId, kDefaultTenantId));
   RETURN_IF_ERROR(tx.Commit());
   return t;
+}
+
+StatusOr<Tenant> SqliteStore::CreateTenant(const std::string& id, const std::string& name) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  Connection& c = *admin_;
+  Transaction tx(&c);
+  RETURN_IF_ERROR(tx.status());
+  auto existing = LoadTenant(c, "id", id);
+  if (existing.ok()) return AlreadyExistsError("tenant " + id + " exists");
+  if (existing.status().code() != StatusCode::kNotFound) return existing.status();
+  ASSIGN_OR_RETURN(Tenant t, InsertTenant(c, clock_, id, name));
+  RETURN_IF_ERROR(tx.Commit());
+  return t;
+}
+
+StatusOr<std::vector<Tenant>> SqliteStore::ListTenants() {
+  auto r = AcquireReader();
+  ASSIGN_OR_RETURN(Stmt s, r->Prepare("SELECT id, name, tenant_token, created_at FROM tenants ORDER BY created_at, id"));
+  std::vector<Tenant> out;
+  for (;;) {
+    ASSIGN_OR_RETURN(bool row, s.Step("listing tenants"));
+    if (!row) break;
+    out.push_back(Tenant{s.Text(0), s.Text(1), s.Text(2), s.Int(3)});
+  }
+  return out;
 }
 
 StatusOr<Tenant> SqliteStore::GetTenant(const std::string& tenant_id) {
@@ -1329,6 +1379,7 @@ Status SqliteStore::AppendDecisions(std::vector<DecisionRow>* rows) {
   //   it needs to start over itself.
   constexpr int64_t kMaxBacklogBytes = 16 << 20;
   constexpr int64_t kMaxJournalBytes = 32 << 20;
+  if (!journal_) return FailedPreconditionError("the store was opened without its decision log");
   if (journal_->end() > kMaxJournalBytes) {
     RETURN_IF_ERROR(FlushDecisions());
   } else if (journal_->end() - ingested_.load() > kMaxBacklogBytes) {

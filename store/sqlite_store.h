@@ -58,6 +58,10 @@ class SqliteStore final : public Store {
     int busy_timeout_ms = 5000;
     // Checkpoint() truncates the WAL when it is larger than this.
     int64_t wal_truncate_bytes = 64ll << 20;
+    // False for tools that change admin state beside a running server (warden admin): the
+    // decision journal belongs to the server, so it is neither opened nor moved, and the
+    // decision-log methods answer FailedPrecondition.
+    bool decision_log = true;
   };
 
   // The schema version this code creates and understands.
@@ -89,6 +93,8 @@ class SqliteStore final : public Store {
 
   // TenantStore
   StatusOr<Tenant> EnsureDefaultTenant() override;
+  StatusOr<Tenant> CreateTenant(const std::string& id, const std::string& name) override;
+  StatusOr<std::vector<Tenant>> ListTenants() override;
   StatusOr<Tenant> GetTenant(const std::string& tenant_id) override;
   StatusOr<std::string> RotateTenantToken(const std::string& tenant_id,
                                           const AuditEntry* audit = nullptr) override;

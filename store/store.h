@@ -222,6 +222,11 @@ class TenantStore {
   virtual ~TenantStore() = default;
   // The tenant kDefaultTenantId, created with a fresh UUID tenant token on the first call.
   virtual StatusOr<Tenant> EnsureDefaultTenant() = 0;
+  // A further tenant (operators' tooling; there is no HTTP route). Assigns a fresh tenant
+  // token and created_at; id must be given. AlreadyExists when the id is taken.
+  virtual StatusOr<Tenant> CreateTenant(const std::string& id, const std::string& name) = 0;
+  // Every tenant, oldest first (installations hold a handful).
+  virtual StatusOr<std::vector<Tenant>> ListTenants() = 0;
   virtual StatusOr<Tenant> GetTenant(const std::string& tenant_id) = 0;
   // Replaces the tenant token; the old one stops matching FindTenantByToken at once.
   virtual StatusOr<std::string> RotateTenantToken(const std::string& tenant_id,

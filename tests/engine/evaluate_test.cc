@@ -172,26 +172,60 @@ TEST_CASE("A policy compiled against another catalog is refused fail-closed", "[
   CHECK(d.eval_error);
 }
 
-TEST_CASE("Escalations lists cells the caller does not hold unconditionally", "[evaluate]") {
+TEST_CASE("Escalations: the target's effective permissions must be a subset of the caller's", "[evaluate]") {
   auto snapshot = LoadTree();
   PolicyResult sync = CompileSync(*snapshot);
   REQUIRE(sync.errors.empty());
-  std::vector<const CompiledPolicy*> admin{snapshot->FindRole("admin")};
-  // admin (a user) holds everything; sync's enduser/view is conditional but admin holds it.
-  // company/delete is guarded for users by a conditional guardrail, so it is an escalation.
-  auto esc = snapshot->Escalations(PrincipalType::kUser, admin, *sync.policy);
-  CHECK(esc == std::vector<std::pair<std::string, std::string>>{{"company", "delete"}});
-
-  std::vector<const CompiledPolicy*> editor{snapshot->FindRole("editor")};
-  auto esc2 = snapshot->Escalations(PrincipalType::kUser, editor, *sync.policy);
-  // editor: company view ok; update has a conditional deny; invoice all ok; enduser none.
-  CHECK(esc2 == std::vector<std::pair<std::string, std::string>>{
-                    {"company", "create"}, {"company", "update"}, {"company", "delete"},
-                    {"company", "export"}, {"enduser", "view"}});
-  // A service-account caller is subject to its guardrail: invoice/delete is never grantable.
-  auto esc3 = snapshot->Escalations(PrincipalType::kServiceAccount, admin, *sync.policy);
-  CHECK(std::find(esc3.begin(), esc3.end(), std::pair<std::string, std::string>{"invoice", "delete"}) != esc3.end());
-  CHECK(snapshot->Escalations(PrincipalType::kUser, admin, *snapshot->FindRole("auditor")).empty());
+  using P = PrincipalType;
+  using E = std::vector<Escalation>;
+  auto roles = [&](std::vector<std::string> names) {
+    std::vector<const CompiledPolicy*> out;
+    for (const auto& n : names) out.push_back(snapshot->FindRole(n));
+    return out;
+  };
+  const std::vector<const CompiledPolicy*> admin = roles({"admin"}), editor = roles({"editor"}),
+                                           auditor = roles({"auditor"}), none;
+  const std::vector<const CompiledPolicy*> sync_policy{sync.policy.get()};
+  struct Case {
+    const char* name;
+    P caller_type;
+    const std::vector<const CompiledPolicy*>* caller;
+    P target_type;
+    const std::vector<const CompiledPolicy*>* target;
+    E expected;
+  };
+  const Case cases[] = {
+      // The sync account's conditional enduser/view is covered by admin's unconditional
+      // allow; its invoice/delete is denied by the service-account guardrail, so not granted.
+      // The user guardrail makes admin's own company/delete conditional: the account's
+      // unconditional company/delete cannot be shown to be within it.
+      {"admin user -> sync account", P::kUser, &admin, P::kServiceAccount, &sync_policy,
+       E{{"company", "delete", true}}},
+      {"editor user -> sync account", P::kUser, &editor, P::kServiceAccount, &sync_policy,
+       E{{"company", "create", false}, {"company", "update", true}, {"company", "delete", false},
+         {"company", "export", true}, {"enduser", "view", false}}},
+      // A service account holding admin's rules cannot delete invoices (its guardrail), so it
+      // cannot make an admin user, who can.
+      {"admin-policy account -> admin user", P::kServiceAccount, &admin, P::kUser, &admin,
+       E{{"invoice", "delete", false}}},
+      {"admin user -> auditor user", P::kUser, &admin, P::kUser, &auditor, E{}},
+      // Same role: the conditional export reads only the resource, the same text on both
+      // sides matches the same requests.
+      {"auditor -> auditor", P::kUser, &auditor, P::kUser, &auditor, E{}},
+      // editor's own-company deny reads principal.id: the new editor may update the
+      // companies it owns, which the caller may not. Fail closed.
+      {"editor -> editor", P::kUser, &editor, P::kUser, &editor, E{{"company", "update", true}}},
+      {"nothing -> nothing", P::kUser, &none, P::kServiceAccount, &none, E{}},
+      {"nothing -> tenant", P::kUser, &none, P::kTenant, &none, E{}},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    CHECK(snapshot->Escalations({c.caller_type, *c.caller}, {c.target_type, *c.target}) == c.expected);
+  }
+  const CompiledPolicy* tenant = &snapshot->TenantPolicy();
+  CHECK(snapshot->Escalations({P::kUser, editor}, {P::kTenant, std::span(&tenant, 1)}) ==
+        E{{"metric", "create", false}});
+  CHECK(snapshot->Escalations({P::kUser, admin}, {P::kTenant, std::span(&tenant, 1)}).empty());
 }
 
 TEST_CASE("Snapshots swap atomically while threads evaluate", "[evaluate][concurrency]") {

@@ -187,18 +187,22 @@ TEST_CASE("no escalation: a developer cannot grant what the developer role does 
   CHECK_ERROR(server.Post("/v1/service-accounts", {{"name", Unique("dev-copy")}, {"copy_permissions_from", {{"kind", "service_account"}, {"name", rich}}}}, dev),
               403, "permission_denied");
 
-  // Nor by editing: a policy that allows invoice delete is refused, the old one stays.
+  // Nor by editing: a policy that allows invoice export is refused, the old one stays.
   const std::string path = "/v1/service-accounts/" + mine + "/permissions";
-  Reply put = Put(server, path, PolicyYaml("  invoice: [view, delete]\n"), dev, kYamlType);
+  Reply put = Put(server, path, PolicyYaml("  invoice: [view, export]\n"), dev, kYamlType);
   CHECK_ERROR(put, 403, "permission_denied");
-  CHECK(ErrorOf(put).value("message", "").find("invoice:delete") != std::string::npos);
+  CHECK(ErrorOf(put).value("message", "").find("invoice:export") != std::string::npos);
+  CHECK(ErrorOf(put)["missing"] == nlohmann::json::array({{{"model", "invoice"}, {"action", "export"}, {"reason", "not_held"}}}));
   put = Put(server, path, R"({"permissions": {"invoice": ["export"]}})", dev, "application/json");
   CHECK_ERROR(put, 403, "permission_denied");
   CHECK(server.Get(path, admin).json["version"] == 1);
   // Narrowing is fine.
   put = Put(server, path, PolicyYaml("  invoice: [view]\n"), dev, kYamlType);
   CHECK(put.status == 200);
-  // The admin may grant it (the guardrail still denies the delete to every account).
+  // Effective permissions count, after guardrails: invoice delete is denied to every account
+  // by the guardrail, so naming it gives the account nothing the developer lacks.
+  put = Put(server, path, PolicyYaml("  invoice: [view, delete]\n"), dev, kYamlType);
+  CHECK(put.status == 200);
   put = Put(server, path, PolicyYaml("  invoice: [view, delete]\n"), admin, kYamlType);
   CHECK(put.status == 200);
   const std::string token = CreateToken(server, admin, mine, "t2")["token"];
@@ -268,4 +272,57 @@ TEST_CASE("a service account manages accounts with its token only when its polic
 }
 
 }  // namespace
+}  // namespace warden::testing
+
+namespace warden::testing {
+
+TEST_CASE("provenance is the server's: copiedFrom is kept across edits and cannot be forged", "[admin]") {
+  SharedServer& s = Shared();
+  const TestServer& server = *s.server;
+  const std::string& admin = s.admin.token;
+  const std::string name = Unique("provenance");
+  CreateAccount(server, admin, name, {{"kind", "role"}, {"name", "csm"}});
+  const std::string path = "/v1/service-accounts/" + name + "/permissions";
+  const nlohmann::json copied = server.Get(path, admin).json["copied_from"];
+  REQUIRE(copied["kind"] == "role");
+  REQUIRE(copied["name"] == "csm");
+  REQUIRE(!copied["revision"].get<std::string>().empty());
+
+  // Edits without provenance keep the server's, in JSON and in YAML.
+  CHECK(Put(server, path, R"({"permissions": {"company": ["view"]}})", admin, "application/json").status == 200);
+  CHECK(server.Get(path, admin).json["copied_from"] == copied);
+  CHECK(Put(server, path, PolicyYaml("  company: [view, export]\n"), admin, kYamlType).status == 200);
+  CHECK(server.Get(path, admin).json["copied_from"] == copied);
+  const int64_t version = server.Get(path, admin).json["version"];
+
+  // A made-up or changed provenance is refused, naming the field; nothing changes.
+  nlohmann::json forged = copied;
+  forged["revision"] = "deadbeef";
+  Reply r = Put(server, path, nlohmann::json{{"copied_from", forged}, {"permissions", {{"company", {"view"}}}}}.dump(), admin,
+                "application/json");
+  CHECK_ERROR_FIELD(r, 400, "invalid_argument", "copied_from");
+  r = Put(server, path,
+          "apiVersion: warden/v1\nkind: ServiceAccountPolicy\ncopiedFrom: {kind: Role, name: admin, revision: " +
+              copied["revision"].get<std::string>() + "}\npermissions:\n  company: [view]\n",
+          admin, kYamlType);
+  CHECK_ERROR_FIELD(r, 400, "invalid_argument", "copiedFrom");
+  r = Put(server, path, "apiVersion: warden/v1\nkind: ServiceAccountPolicy\ncopiedFrom: {kind: Scratch}\npermissions: {}\n", admin, kYamlType);
+  CHECK_ERROR_FIELD(r, 400, "invalid_argument", "copiedFrom");
+
+  // The document names its own account or none.
+  r = Put(server, path, "apiVersion: warden/v1\nkind: ServiceAccountPolicy\naccount: other-name\npermissions: {}\n", admin, kYamlType);
+  CHECK_ERROR_FIELD(r, 400, "invalid_argument", "account");
+  r = Put(server, path, R"({"account": "other-name", "permissions": {}})", admin, "application/json");
+  CHECK_ERROR_FIELD(r, 400, "invalid_argument", "account");
+  CHECK(server.Get(path, admin).json["version"] == version);
+  CHECK(server.Get(path, admin).json["copied_from"] == copied);
+
+  // A YAML document that repeats both exactly is stored as sent, comments and all.
+  const std::string as_sent = "# kept\napiVersion: warden/v1\nkind: ServiceAccountPolicy\naccount: " + name +
+                              "\ncopiedFrom: {kind: Role, name: csm, revision: " + copied["revision"].get<std::string>() +
+                              "}\npermissions:\n  company: [view]\n";
+  CHECK(Put(server, path, as_sent, admin, kYamlType).status == 200);
+  CHECK(GetYaml(server, path, admin).body == as_sent);
+}
+
 }  // namespace warden::testing
