@@ -363,6 +363,7 @@ void App::RegisterAccountRoutes() {
     store::AuditEntry audit = Audit(caller, "token.created", "service_account", account.id, account.name,
                                     {{"token_id", record.id}, {"token_name", record.name}});
     RETURN_IF_ERROR(store_->CreateToken(record, &audit));
+    verifier_.NoteTokenCreated(record.id);
     WriteJson(res, 201, {{"id", record.id},
                          {"name", record.name},
                          {"token", FormatApiToken(token)},

@@ -81,21 +81,26 @@ engine::Principal UserPrincipal(const store::User& user) {
   return principal;
 }
 
-int64_t LoginLimiter::RetryAfter(const std::string& addr) {
+int64_t RateLimiter::RetryAfter(const std::string& addr) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = failures_.find(addr);
-  if (it == failures_.end()) return 0;
-  int64_t now = clock_.NowMillis();
-  auto& v = it->second;
-  std::erase_if(v, [&](int64_t t) { return now - t >= 60'000; });
-  if (static_cast<int>(v.size()) < per_minute_) return 0;
-  return (v.front() + 60'000 - now) / 1000 + 1;
+  auto it = windows_.find(addr);
+  if (it == windows_.end()) return 0;
+  const int64_t now = clock_.NowMillis();
+  if (now - it->second.start >= 60'000) {
+    windows_.erase(it);
+    return 0;
+  }
+  if (it->second.count < per_minute_) return 0;
+  return (it->second.start + 60'000 - now) / 1000 + 1;
 }
 
-void LoginLimiter::RecordFailure(const std::string& addr) {
+void RateLimiter::Record(const std::string& addr) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (failures_.size() > 100'000) failures_.clear();  // bound memory under address floods
-  failures_[addr].push_back(clock_.NowMillis());
+  if (windows_.size() > 100'000) windows_.clear();  // bound memory under address floods
+  const int64_t now = clock_.NowMillis();
+  Window& w = windows_[addr];
+  if (w.count == 0 || now - w.start >= 60'000) w = Window{now, 0};
+  ++w.count;
 }
 
 App::App(Config config, store::Store* store, std::string pepper, const Clock& clock,
@@ -108,7 +113,8 @@ App::App(Config config, store::Store* store, std::string pepper, const Clock& cl
       policies_(config_.policies_dir, clock, &metrics_),
       verifier_(store, &policies_, pepper_, config_.token_prefix, clock, &metrics_),
       logger_(std::make_unique<DecisionLogger>(store, &metrics_)),
-      limiter_(config_.login_failures_per_minute, clock) {}
+      limiter_(config_.login_failures_per_minute, clock),
+      invalid_token_limiter_(config_.invalid_tokens_per_minute, clock) {}
 
 App::~App() { Stop(); }
 

@@ -62,19 +62,26 @@ std::vector<const engine::CompiledPolicy*> RolePolicies(const engine::PolicySnap
                                                         const std::vector<std::string>& roles);
 engine::Principal UserPrincipal(const store::User& user);
 
-// Counts failed logins per client address in a sliding minute.
-class LoginLimiter {
+// Counts events (failed logins, invalid tokens) per client address in one-minute windows that
+// start at an address's first event: at most `per_minute` per window, then RetryAfter > 0
+// until the window ends. Memory is bounded: a table of more than 100,000 addresses starts over.
+// Thread-safe.
+class RateLimiter {
  public:
-  LoginLimiter(int per_minute, const Clock& clock) : per_minute_(per_minute), clock_(clock) {}
+  RateLimiter(int per_minute, const Clock& clock) : per_minute_(per_minute), clock_(clock) {}
   // Seconds to wait when the address is over its budget, else 0.
   int64_t RetryAfter(const std::string& addr);
-  void RecordFailure(const std::string& addr);
+  void Record(const std::string& addr);
 
  private:
+  struct Window {
+    int64_t start = 0;
+    int count = 0;
+  };
   const int per_minute_;
   const Clock& clock_;
   std::mutex mu_;
-  std::unordered_map<std::string, std::vector<int64_t>> failures_;  // guarded by mu_
+  std::unordered_map<std::string, Window> windows_;  // guarded by mu_
 };
 
 class App {
@@ -175,7 +182,8 @@ class App {
   PolicyManager policies_;
   TokenVerifier verifier_;
   std::unique_ptr<DecisionLogger> logger_;
-  LoginLimiter limiter_;
+  RateLimiter limiter_;                // failed logins
+  RateLimiter invalid_token_limiter_;  // check requests with an invalid token
   struct RouteEntry {
     std::string method;
     std::string pattern;

@@ -86,7 +86,7 @@ void App::RegisterAuthRoutes() {
     bool ok = VerifyPassword(*password, user.ok() && !user->password_hash.empty() ? user->password_hash : DummyHash());
     ok = ok && user.ok() && user->enabled && !user->password_hash.empty();
     if (!ok) {
-      limiter_.RecordFailure(addr);
+      limiter_.Record(addr);
       metrics_.login_failures++;
       store::AuditEntry audit;
       audit.tenant_id = tenant_id_;

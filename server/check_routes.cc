@@ -290,6 +290,19 @@ void App::DecideCheck(const httplib::Request& req, httplib::Response& res,
     }
   }
 
+  // Invalid credentials are cheap to send and each costs a decision row: past a budget per
+  // client address they are answered 429 (counted, not logged) until the minute ends.
+  const bool invalid_token = token_failure == engine::Reason::kTokenInvalid;
+  if (invalid_token) {
+    if (int64_t wait = invalid_token_limiter_.RetryAfter(req.remote_addr); wait > 0) {
+      metrics_.invalid_token_throttled++;
+      res.set_header("Retry-After", std::to_string(wait));
+      return WriteError(res, ResourceExhaustedError("too many invalid tokens from this address; retry after " +
+                                                    std::to_string(wait) + " s"));
+    }
+    invalid_token_limiter_.Record(req.remote_addr);
+  }
+
   // Decide every check (DESIGN.md 3.1: unknown model/action first, then token state).
   // The rows are built in place at the end of *log_rows (a temporary vector of them, over a
   // KiB for two checks, missed malloc's small-size caches on every request).
@@ -342,6 +355,11 @@ void App::DecideCheck(const httplib::Request& req, httplib::Response& res,
   const int64_t latency_us =
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
   for (auto& row : rows) row.latency_us = latency_us;
+  // A request with an invalid token is one row (its first check), whatever its batch size: it
+  // is one unauthenticated attempt, and every result names that row's decision id.
+  if (invalid_token) {
+    for (auto& row : rows) row.id = rows.front().id;
+  }
 
   // The answer is written directly (not through a JSON tree): it is most of the check path's
   // allocations otherwise. Keys in the same (sorted) order nlohmann::json would print them.
@@ -397,6 +415,7 @@ void App::DecideCheck(const httplib::Request& req, httplib::Response& res,
   out += '}';
   res.status = 200;
   res.set_content(std::move(out), "application/json");
+  if (invalid_token) log_rows->resize(first_row + 1);
 }
 
 void App::HandleCheck(const httplib::Request& req, httplib::Response& res) {

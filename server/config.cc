@@ -48,6 +48,7 @@ Status Apply(const std::string& key, const std::string& value, Config* c) {
   if (key == "decision_retention_rows") { ASSIGN_OR_RETURN(c->decision_retention_rows, ParseInt(key, value)); return Status(); }
   if (key == "max_batch_checks") { ASSIGN_OR_RETURN(int64_t v, ParseInt(key, value)); c->max_batch_checks = static_cast<int>(v); return Status(); }
   if (key == "login_failures_per_minute") { ASSIGN_OR_RETURN(int64_t v, ParseInt(key, value)); c->login_failures_per_minute = static_cast<int>(v); return Status(); }
+  if (key == "invalid_tokens_per_minute") { ASSIGN_OR_RETURN(int64_t v, ParseInt(key, value)); c->invalid_tokens_per_minute = static_cast<int>(v); return Status(); }
   if (key == "watch_policies") { ASSIGN_OR_RETURN(c->watch_policies, ParseBool(key, value)); return Status(); }
   if (key == "access_log") { ASSIGN_OR_RETURN(c->access_log, ParseBool(key, value)); return Status(); }
   return InvalidArgumentError("unknown setting '" + key + "'", key);
@@ -104,6 +105,7 @@ Status ApplyEnvironment(const std::map<std::string, std::string>& env, Config* c
       {"WARDEN_RETENTION_DAYS", "decision_retention_days"},
       {"WARDEN_RETENTION_ROWS", "decision_retention_rows"}, {"WARDEN_ACCESS_LOG", "access_log"},
       {"WARDEN_WATCH_POLICIES", "watch_policies"},
+      {"WARDEN_INVALID_TOKENS_PER_MINUTE", "invalid_tokens_per_minute"},
   };
   for (const auto& [var, key] : kVars) {
     auto it = env.find(var);
@@ -141,6 +143,9 @@ Status Validate(const Config& c) {
   if (c.session_ttl_seconds < 60) return InvalidArgumentError("session_ttl_seconds must be >= 60", "session_ttl_seconds");
   if (c.max_batch_checks < 1 || c.max_batch_checks > 1000) {
     return InvalidArgumentError("max_batch_checks must be 1..1000", "max_batch_checks");
+  }
+  if (c.login_failures_per_minute < 1 || c.invalid_tokens_per_minute < 1) {
+    return InvalidArgumentError("per-minute limits must be >= 1", "invalid_tokens_per_minute");
   }
   if (c.decision_retention_days < 0 || c.decision_retention_rows < 0) {
     return InvalidArgumentError("retention settings must be >= 0", "decision_retention_days");

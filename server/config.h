@@ -27,6 +27,7 @@ struct Config {
   int64_t decision_retention_rows = 10'000'000;  // 0 = unbounded
   int max_batch_checks = 100;               // checks per POST /v1/check
   int login_failures_per_minute = 10;       // per client address
+  int invalid_tokens_per_minute = 600;      // check requests with an invalid token, per client address; then 429
   bool watch_policies = true;               // reload when a file under policies_dir changes
   bool access_log = true;                   // one line per request on stderr
 
@@ -40,7 +41,7 @@ Status ApplyConfigFile(const std::string& path, Config* config);
 // Applies WARDEN_* variables from `env` (WARDEN_LISTEN, WARDEN_DATA, WARDEN_POLICIES,
 // WARDEN_TOKEN_PREFIX, WARDEN_THREADS, WARDEN_PAYLOAD_LIMIT, WARDEN_TLS_CERT, WARDEN_TLS_KEY,
 // WARDEN_TOKEN_PEPPER, WARDEN_ADMIN_EMAIL, WARDEN_ADMIN_PASSWORD, WARDEN_SESSION_TTL,
-// WARDEN_RETENTION_DAYS, WARDEN_RETENTION_ROWS, WARDEN_ACCESS_LOG).
+// WARDEN_RETENTION_DAYS, WARDEN_RETENTION_ROWS, WARDEN_ACCESS_LOG, WARDEN_INVALID_TOKENS_PER_MINUTE).
 Status ApplyEnvironment(const std::map<std::string, std::string>& env, Config* config);
 std::map<std::string, std::string> ProcessEnvironment();
 // Checks ranges and formats (listen address, prefix, thread count, TLS pair).

@@ -75,6 +75,11 @@ TokenVerifier::Result TokenVerifier::Verify(std::string_view token_text) {
       expires_at = entry.expires_at;
       account = entry.account;
       if (hash_ok && (expires_at == 0 || expires_at > now)) NoteUse(parsed->id, entry, now);
+    } else if (unknown_ids_.count(parsed->id) != 0) {
+      metrics_->token_failures++;
+      metrics_->token_unknown_cache_hits++;
+      result.outcome = Outcome::kUnknown;
+      return result;
     }
   }
   if (account) {
@@ -86,6 +91,16 @@ TokenVerifier::Result TokenVerifier::Verify(std::string_view token_text) {
       if (found.ok() || found.status().code() == StatusCode::kNotFound) {
         metrics_->token_failures++;
         result.outcome = Outcome::kUnknown;
+        std::unique_lock<std::shared_mutex> lock(mu_);
+        if (generation == generation_ && unknown_ids_.insert(parsed->id).second) {  // not created meanwhile
+          if (unknown_order_.size() < kMaxUnknownIds) {
+            unknown_order_.push_back(parsed->id);
+          } else {
+            unknown_ids_.erase(unknown_order_[unknown_next_]);
+            unknown_order_[unknown_next_] = parsed->id;
+            unknown_next_ = (unknown_next_ + 1) % kMaxUnknownIds;
+          }
+        }
       } else {
         result.outcome = Outcome::kUnavailable;
       }
@@ -171,6 +186,14 @@ void TokenVerifier::InvalidateAll() {
   ++generation_;
   tokens_by_id_.clear();
   accounts_.clear();
+}
+
+void TokenVerifier::NoteTokenCreated(const std::string& token_id) {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  ++generation_;  // a lookup that began before the creation must not remember the id as unknown
+  if (unknown_ids_.erase(token_id) == 0) return;
+  auto it = std::find(unknown_order_.begin(), unknown_order_.end(), token_id);
+  if (it != unknown_order_.end()) it->clear();  // its ring slot is reused later
 }
 
 size_t TokenVerifier::CachedTokens() const {

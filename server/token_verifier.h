@@ -5,6 +5,8 @@
 // in memory; every admin change that affects a token or account calls Invalidate*() before
 // it is acknowledged, so the next check already sees it. A generation counter keeps a
 // lookup that raced with an invalidation from re-inserting stale state.
+// Ids of well-formed tokens the store does not hold are remembered (bounded, dropped when a
+// token with that id is created), so a flood of made-up tokens costs one lookup per id.
 // last_used_at is recorded in memory on the hot path and written by FlushLastUsed() (called
 // from a background thread) at most once a minute per token.
 // Thread-safety: all methods are thread-safe; the hot path takes a shared lock only.
@@ -18,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/clock.h"
@@ -64,6 +67,8 @@ class TokenVerifier {
   void InvalidateAccount(const std::string& account_id);
   void InvalidateToken(const std::string& token_id);
   void InvalidateAll();
+  // A token with this id was just created: it must no longer be remembered as unknown.
+  void NoteTokenCreated(const std::string& token_id);
 
   // Writes the pending last_used_at values (at most one per token per minute).
   void FlushLastUsed();
@@ -90,7 +95,13 @@ class TokenVerifier {
   mutable std::shared_mutex mu_;
   std::unordered_map<std::string, TokenEntry> tokens_by_id_;  // guarded by mu_
   std::unordered_map<std::string, std::shared_ptr<const AccountState>> accounts_;   // guarded by mu_
-  uint64_t generation_ = 0;  // guarded by mu_; bumped by every invalidation
+  uint64_t generation_ = 0;  // guarded by mu_; bumped by every invalidation and token creation
+  // Well-formed token ids the store does not know: a flood of made-up tokens touches SQLite
+  // once per id. Bounded: the oldest entry goes when it is full (unknown_order_ is a ring).
+  static constexpr size_t kMaxUnknownIds = 1 << 16;
+  std::unordered_set<std::string> unknown_ids_;  // guarded by mu_
+  std::vector<std::string> unknown_order_;       // guarded by mu_
+  size_t unknown_next_ = 0;                      // guarded by mu_
 
   std::mutex touch_mu_;
   std::vector<std::pair<std::string, int64_t>> pending_touches_;  // guarded by touch_mu_
