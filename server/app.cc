@@ -367,9 +367,12 @@ void App::MaintenanceLoop() {
     verifier_.FlushLastUsed();
     if (checkpoint_) (void)checkpoint_();
     if (++tick % 10 == 0) {
-      int64_t max_age = config_.decision_retention_days * 86'400'000;
+      store::Retention retention;
+      retention.max_age_ms = config_.decision_retention_days * 86'400'000;
+      retention.max_rows_per_principal = config_.decision_retention_rows;
+      retention.max_unauthenticated_rows = config_.decision_retention_unauthenticated_rows;
       for (int i = 0; i < 20; ++i) {  // at most 20 small batches per pass: never stall checks
-        auto pruned = store_->Prune(max_age, config_.decision_retention_rows, kPruneBatch);
+        auto pruned = store_->Prune(retention, kPruneBatch);
         if (!pruned.ok() || *pruned == 0) break;
         metrics_.decision_rows_pruned += static_cast<uint64_t>(*pruned);
         if (*pruned < kPruneBatch) break;

@@ -46,6 +46,7 @@ Status Apply(const std::string& key, const std::string& value, Config* c) {
   if (key == "session_ttl_seconds") { ASSIGN_OR_RETURN(c->session_ttl_seconds, ParseInt(key, value)); return Status(); }
   if (key == "decision_retention_days") { ASSIGN_OR_RETURN(c->decision_retention_days, ParseInt(key, value)); return Status(); }
   if (key == "decision_retention_rows") { ASSIGN_OR_RETURN(c->decision_retention_rows, ParseInt(key, value)); return Status(); }
+  if (key == "decision_retention_unauthenticated_rows") { ASSIGN_OR_RETURN(c->decision_retention_unauthenticated_rows, ParseInt(key, value)); return Status(); }
   if (key == "max_batch_checks") { ASSIGN_OR_RETURN(int64_t v, ParseInt(key, value)); c->max_batch_checks = static_cast<int>(v); return Status(); }
   if (key == "login_failures_per_minute") { ASSIGN_OR_RETURN(int64_t v, ParseInt(key, value)); c->login_failures_per_minute = static_cast<int>(v); return Status(); }
   if (key == "invalid_tokens_per_minute") { ASSIGN_OR_RETURN(int64_t v, ParseInt(key, value)); c->invalid_tokens_per_minute = static_cast<int>(v); return Status(); }
@@ -104,6 +105,7 @@ Status ApplyEnvironment(const std::map<std::string, std::string>& env, Config* c
       {"WARDEN_ADMIN_PASSWORD", "admin_password"}, {"WARDEN_SESSION_TTL", "session_ttl_seconds"},
       {"WARDEN_RETENTION_DAYS", "decision_retention_days"},
       {"WARDEN_RETENTION_ROWS", "decision_retention_rows"}, {"WARDEN_ACCESS_LOG", "access_log"},
+      {"WARDEN_RETENTION_UNAUTHENTICATED_ROWS", "decision_retention_unauthenticated_rows"},
       {"WARDEN_WATCH_POLICIES", "watch_policies"},
       {"WARDEN_INVALID_TOKENS_PER_MINUTE", "invalid_tokens_per_minute"},
   };
@@ -147,7 +149,7 @@ Status Validate(const Config& c) {
   if (c.login_failures_per_minute < 1 || c.invalid_tokens_per_minute < 1) {
     return InvalidArgumentError("per-minute limits must be >= 1", "invalid_tokens_per_minute");
   }
-  if (c.decision_retention_days < 0 || c.decision_retention_rows < 0) {
+  if (c.decision_retention_days < 0 || c.decision_retention_rows < 0 || c.decision_retention_unauthenticated_rows < 0) {
     return InvalidArgumentError("retention settings must be >= 0", "decision_retention_days");
   }
   return Status();

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <queue>
@@ -24,6 +25,18 @@
 #include "store/sqlite_db.h"
 
 namespace warden::store {
+
+namespace {
+
+// The key of principal_rows_.
+std::string PrincipalKey(std::string_view tenant_id, std::string_view principal_id) {
+  std::string key(tenant_id);
+  key.push_back('\0');
+  key.append(principal_id);
+  return key;
+}
+
+}  // namespace
 namespace {
 
 using nlohmann::json;
@@ -426,6 +439,16 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path
 }
 
 Status SqliteStore::OpenJournal() {
+  {
+    std::lock_guard<std::mutex> write(write_mu_);
+    ASSIGN_OR_RETURN(Stmt s, log_->Prepare("SELECT tenant_id, principal_id, SUM(row_count) FROM decision_chunk "
+                                           "GROUP BY tenant_id, principal_id"));
+    for (;;) {
+      ASSIGN_OR_RETURN(bool row, s.Step("counting decisions per principal"));
+      if (!row) break;
+      principal_rows_[PrincipalKey(s.Text(0), s.Text(1))] = s.Int(2);
+    }
+  }
   RETURN_IF_ERROR(ConvertDecisionLog());
   ASSIGN_OR_RETURN(journal_, DecisionJournal::Open(path_ + "-decisions"));
   int64_t generation = 0, offset = 0;
@@ -549,7 +572,9 @@ namespace {
 // (store/decision_chunk.h) and inserts each chunk once it is full or at Finish().
 class ChunkWriter {
  public:
-  explicit ChunkWriter(Connection& c) : c_(c) {}
+  // `principal_rows` (the store's per-principal row counts) gains each inserted chunk's rows.
+  ChunkWriter(Connection& c, std::unordered_map<std::string, int64_t>* principal_rows)
+      : c_(c), principal_rows_(principal_rows) {}
 
   Status Add(const DecisionRow& row) {
     Open* open = Find(row);
@@ -603,12 +628,14 @@ class ChunkWriter {
     s.BindStatic(4, open.principal_id).Bind(5, b.min_time()).Bind(6, b.max_time());
     s.Bind(7, static_cast<int64_t>(b.rows()));
     last_seq_ = std::max(last_seq_, b.last_seq());
+    (*principal_rows_)[PrincipalKey(open.tenant_id, open.principal_id)] += static_cast<int64_t>(b.rows());
     open.builder.Finish(&blob_);
     s.BindBlob(8, blob_);
     return s.Run("storing decision rows");
   }
 
   Connection& c_;
+  std::unordered_map<std::string, int64_t>* principal_rows_;
   std::deque<Open> open_;  // stable addresses for last_
   std::unordered_map<std::string, size_t> by_key_;
   Open* last_ = nullptr;
@@ -627,7 +654,7 @@ Status SqliteStore::InsertDecisionsLocked(const std::vector<DecisionRow>& rows, 
   RETURN_IF_ERROR(tx.status());
   int64_t last_seq = moved_seq_;
   {
-    ChunkWriter writer(c);
+    ChunkWriter writer(c, &principal_rows_);
     for (const DecisionRow& d : rows) {
       // A journal moved again after a crash (see FlushDecisions) repeats rows already moved;
       // rows are moved in seq order, so those are exactly the ones up to moved_seq_.
@@ -699,7 +726,7 @@ Status SqliteStore::ConvertDecisionLog() {
       return tx.Commit();
     }
     {
-      ChunkWriter writer(c);
+      ChunkWriter writer(c, &principal_rows_);
       for (const DecisionRow& d : rows) RETURN_IF_ERROR(writer.Add(d));
       RETURN_IF_ERROR(writer.Finish());
     }
@@ -1470,58 +1497,125 @@ StatusOr<Page<DecisionRow>> SqliteStore::Query(const DecisionQuery& q) {
   return page;
 }
 
-StatusOr<int64_t> SqliteStore::Prune(int64_t max_age_ms, int64_t max_rows, int batch_size) {
+StatusOr<int64_t> SqliteStore::Prune(const Retention& retention, int batch_size) {
   if (batch_size <= 0) return InvalidArgumentError("batch_size must be positive", "batch_size");
   std::lock_guard<std::mutex> lock(write_mu_);
-  Connection& c = *log_;
-  // seq is assigned without gaps in commit order and rows are only removed oldest first, so
-  // "beyond the newest max_rows rows" is "seq <= moved_seq_ - max_rows": no COUNT scan.
-  const int64_t seq_cutoff = max_rows > 0 && moved_seq_ > max_rows ? moved_seq_ - max_rows : 0;
-  const int64_t time_cutoff = max_age_ms > 0 ? clock_.NowMillis() - max_age_ms : 0;
-  const auto expired = [&](int64_t seq, int64_t time) { return seq <= seq_cutoff || time < time_cutoff; };
-  Transaction tx(&c);
+  Transaction tx(&*log_);
   RETURN_IF_ERROR(tx.status());
   int64_t deleted = 0;
-  std::vector<DecisionRow> rows;
-  std::vector<DecisionRow> kept;
-  // The oldest chunks first. The oldest row of all is in the first one; when none of its
-  // rows has expired (its first row is within both limits), no later row has: rows are
-  // appended in time order.
-  ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT first_seq, last_seq, min_time, max_time, row_count, rows "
-                                     "FROM decision_chunk ORDER BY first_seq"));
-  ASSIGN_OR_RETURN(Stmt del, c.Prepare("DELETE FROM decision_chunk WHERE first_seq = ?"));
-  while (deleted < batch_size) {
-    ASSIGN_OR_RETURN(bool row, s.Step("pruning the decision log"));
-    if (!row || !expired(s.Int(0), s.Int(2))) break;
-    const int64_t first_seq = s.Int(0);
-    const int64_t count = s.Int(4);
-    // All of the chunk goes, or it is rewritten without its expired rows (at most the rest of
-    // the batch): `kept`.
-    kept.clear();
-    if (expired(s.Int(1), s.Int(3)) && count <= batch_size - deleted) {
-      deleted += count;
-    } else {
-      rows.clear();
-      RETURN_IF_ERROR(DecodeChunk(s.BlobView(5), &rows));
-      for (DecisionRow& d : rows) {
-        if (expired(d.seq, d.time) && deleted < batch_size) {
-          ++deleted;
-        } else {
-          kept.push_back(std::move(d));
-        }
-      }
-    }
-    del.Reset();
-    del.Bind(1, first_seq);
-    RETURN_IF_ERROR(del.Run("pruning the decision log"));
-    ChunkWriter writer(c);  // writes nothing when nothing is kept
-    for (const DecisionRow& d : kept) RETURN_IF_ERROR(writer.Add(d));
-    RETURN_IF_ERROR(writer.Finish());
-    // The rewritten chunk starts at a later seq than first_seq: the scan, ordered by
-    // first_seq, meets it again (and keeps it, unless the batch ended inside it).
+  if (retention.max_age_ms > 0) {
+    ASSIGN_OR_RETURN(deleted, PruneByAgeLocked(clock_.NowMillis() - retention.max_age_ms, batch_size));
   }
-  s.Reset();
+  if (deleted < batch_size && (retention.max_rows_per_principal > 0 || retention.max_unauthenticated_rows > 0)) {
+    ASSIGN_OR_RETURN(int64_t by_rows, PruneByRowsLocked(retention, batch_size - deleted));
+    deleted += by_rows;
+  }
   RETURN_IF_ERROR(tx.Commit());
+  return deleted;
+}
+
+namespace {
+
+// Deletes the chunk that starts at `first_seq` and stores again its rows that `keep` accepts
+// (rows: the chunk's, decoded). Returns how many rows went.
+StatusOr<int64_t> RewriteChunk(Connection& c, int64_t first_seq, std::vector<DecisionRow>& rows,
+                               const std::function<bool(const DecisionRow&)>& keep,
+                               std::unordered_map<std::string, int64_t>* principal_rows) {
+  ASSIGN_OR_RETURN(Stmt del, c.Prepare("DELETE FROM decision_chunk WHERE first_seq = ?"));
+  del.Bind(1, first_seq);
+  RETURN_IF_ERROR(del.Run("pruning the decision log"));
+  int64_t gone = 0;
+  ChunkWriter writer(c, principal_rows);  // writes nothing when nothing is kept
+  for (const DecisionRow& d : rows) {
+    if (keep(d)) {
+      RETURN_IF_ERROR(writer.Add(d));
+    } else {
+      ++gone;
+    }
+  }
+  RETURN_IF_ERROR(writer.Finish());
+  if (!rows.empty()) (*principal_rows)[PrincipalKey(rows.front().tenant_id, rows.front().principal_id)] -= static_cast<int64_t>(rows.size());
+  return gone;
+}
+
+}  // namespace
+
+StatusOr<int64_t> SqliteStore::PruneByAgeLocked(int64_t time_cutoff, int64_t budget) {
+  Connection& c = *log_;
+  int64_t deleted = 0;
+  std::vector<DecisionRow> rows;
+  // The oldest chunks first. The oldest row of all is in the first one; when none of its rows
+  // is too old, no later row is: rows are appended in time order. A rewritten chunk starts at a
+  // later seq, so the next read meets it again.
+  while (deleted < budget) {
+    ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT first_seq, max_time, min_time, row_count, rows "
+                                       "FROM decision_chunk ORDER BY first_seq LIMIT 1"));
+    ASSIGN_OR_RETURN(bool row, s.Step("pruning the decision log"));
+    if (!row || s.Int(2) >= time_cutoff) break;
+    const int64_t first_seq = s.Int(0);
+    rows.clear();
+    RETURN_IF_ERROR(DecodeChunk(s.BlobView(4), &rows));
+    s.Reset();
+    int64_t room = budget - deleted;
+    ASSIGN_OR_RETURN(int64_t gone, RewriteChunk(c, first_seq, rows, [&](const DecisionRow& d) {
+      if (d.time >= time_cutoff || room == 0) return true;
+      --room;
+      return false;
+    }, &principal_rows_));
+    deleted += gone;
+    if (gone == 0) break;
+  }
+  return deleted;
+}
+
+StatusOr<int64_t> SqliteStore::PruneByRowsLocked(const Retention& retention, int64_t budget) {
+  Connection& c = *log_;
+  std::vector<std::pair<std::string, int64_t>> over;  // (key, rows beyond its budget by the hint)
+  for (const auto& [key, n] : principal_rows_) {
+    const bool anonymous = key.back() == '\0';  // principal_id ""
+    const int64_t limit = anonymous ? retention.max_unauthenticated_rows : retention.max_rows_per_principal;
+    if (limit > 0 && n > limit) over.emplace_back(key, n - limit);
+  }
+  std::sort(over.begin(), over.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  int64_t deleted = 0;
+  std::vector<DecisionRow> rows;
+  for (const auto& [key, hinted] : over) {
+    if (deleted >= budget) break;
+    const size_t zero = key.find('\0');
+    const std::string tenant = key.substr(0, zero), principal = key.substr(zero + 1);
+    const int64_t limit = principal.empty() ? retention.max_unauthenticated_rows : retention.max_rows_per_principal;
+    int64_t stored = 0;
+    {
+      ASSIGN_OR_RETURN(Stmt n, c.Prepare("SELECT COALESCE(SUM(row_count), 0) FROM decision_chunk "
+                                         "WHERE tenant_id = ? AND principal_id = ?"));
+      n.Bind(1, tenant).Bind(2, principal);
+      ASSIGN_OR_RETURN(bool row, n.Step("counting a principal's decisions"));
+      stored = row ? n.Int(0) : 0;
+    }
+    principal_rows_[key] = stored;
+    int64_t excess = std::min(stored - limit, budget - deleted);
+    // Its oldest chunks first (the principal index orders them by last_seq).
+    while (excess > 0) {
+      ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT first_seq, row_count, rows FROM decision_chunk "
+                                         "WHERE tenant_id = ? AND principal_id = ? ORDER BY last_seq LIMIT 1"));
+      s.Bind(1, tenant).Bind(2, principal);
+      ASSIGN_OR_RETURN(bool row, s.Step("pruning a principal's decisions"));
+      if (!row) break;
+      const int64_t first_seq = s.Int(0);
+      rows.clear();
+      RETURN_IF_ERROR(DecodeChunk(s.BlobView(2), &rows));
+      s.Reset();
+      int64_t room = excess;
+      ASSIGN_OR_RETURN(int64_t gone, RewriteChunk(c, first_seq, rows, [&](const DecisionRow&) {
+        if (room == 0) return true;
+        --room;
+        return false;  // rows come oldest first
+      }, &principal_rows_));
+      excess -= gone;
+      deleted += gone;
+      if (gone == 0) break;
+    }
+  }
   return deleted;
 }
 

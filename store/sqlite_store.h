@@ -34,6 +34,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"
@@ -160,7 +161,7 @@ class SqliteStore final : public Store {
   // DecisionLog
   Status AppendDecisions(std::vector<DecisionRow>* rows) override;
   StatusOr<Page<DecisionRow>> Query(const DecisionQuery& query) override;
-  StatusOr<int64_t> Prune(int64_t max_age_ms, int64_t max_rows, int batch_size) override;
+  StatusOr<int64_t> Prune(const Retention& retention, int batch_size) override;
   StatusOr<int64_t> CountDecisions(const std::string& tenant_id,
                                    const std::string& principal_id) override;
 
@@ -206,6 +207,14 @@ class SqliteStore final : public Store {
   std::mutex append_mu_;
   int64_t next_seq_ = 1;  // guarded by append_mu_
   int64_t moved_seq_ = 0;  // the newest seq in decision_chunk, ever; guarded by write_mu_
+  // Rows per (tenant_id '\0' principal_id) in decision_chunk, kept by every chunk write and
+  // delete: which principals are over their retention budget, without a scan. A hint (a
+  // rolled-back transaction leaves it high): Prune counts a candidate exactly before
+  // deleting. Guarded by write_mu_.
+  std::unordered_map<std::string, int64_t> principal_rows_;
+  // The age and row passes of Prune (write_mu_ held, inside its transaction).
+  StatusOr<int64_t> PruneByAgeLocked(int64_t time_cutoff, int64_t budget);
+  StatusOr<int64_t> PruneByRowsLocked(const Retention& retention, int64_t budget);
   std::mutex ingest_mu_;
   // Journal offset already in decision_chunk: written under ingest_mu_, read anywhere
   // (AppendDecisions' back-pressure, the backlog metric).

@@ -208,6 +208,13 @@ struct DecisionQuery {
   std::string cursor;
 };
 
+// What the decision log keeps; 0 means unbounded.
+struct Retention {
+  int64_t max_age_ms = 0;
+  int64_t max_rows_per_principal = 0;    // newest rows kept per (tenant, principal)
+  int64_t max_unauthenticated_rows = 0;  // newest rows kept per tenant without a principal
+};
+
 struct AuditQuery {
   std::string tenant_id;  // required
   std::string target_id;    // empty = any
@@ -359,10 +366,12 @@ class DecisionLog {
   virtual Status AppendDecisions(std::vector<DecisionRow>* rows) = 0;
   // Newest first, paged; filters combine.
   virtual StatusOr<Page<DecisionRow>> Query(const DecisionQuery& query) = 0;
-  // Deletes at most batch_size of the oldest rows that are older than max_age_ms (when > 0)
-  // or beyond the newest max_rows rows (when > 0). Returns how many were deleted; call again
-  // while it returns batch_size.
-  virtual StatusOr<int64_t> Prune(int64_t max_age_ms, int64_t max_rows, int batch_size) = 0;
+  // Deletes at most batch_size rows that retention no longer keeps: older than max_age_ms,
+  // or beyond a principal's newest rows (each (tenant, principal) has its own budget, so no
+  // caller's traffic pushes another's history out; rows without a principal, from invalid
+  // credentials, have theirs). Oldest first. Returns how many were deleted; call again while
+  // it returns batch_size.
+  virtual StatusOr<int64_t> Prune(const Retention& retention, int batch_size) = 0;
   // principal_id empty = all of the tenant.
   virtual StatusOr<int64_t> CountDecisions(const std::string& tenant_id,
                                            const std::string& principal_id) = 0;

@@ -741,7 +741,7 @@ TEST_CASE("seq never goes back, even when every row was pruned before a reopen",
     AppendRows(*store, "old-", 10);
     REQUIRE(store->FlushDecisions().ok());  // Prune only sees moved rows
     clock.Advance(60'000);
-    auto pruned = store->Prune(1'000, 0, 100);
+    auto pruned = store->Prune({.max_age_ms = 1'000}, 100);
     REQUIRE(pruned.ok());
     CHECK(*pruned == 10);
     CHECK(Count(*store) == 0);

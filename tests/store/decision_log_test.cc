@@ -269,36 +269,77 @@ TEST_CASE("Prune deletes the oldest rows in bounded batches", "[store][decisions
   REQUIRE(before.size() == 100);
 
   SECTION("by row count") {
-    CHECK(f.store->Prune(0, 70, 25).value() == 25);
-    CHECK(f.store->Prune(0, 70, 25).value() == 5);
-    CHECK(f.store->Prune(0, 70, 25).value() == 0);
+    CHECK(f.store->Prune({.max_rows_per_principal = 70}, 25).value() == 25);
+    CHECK(f.store->Prune({.max_rows_per_principal = 70}, 25).value() == 5);
+    CHECK(f.store->Prune({.max_rows_per_principal = 70}, 25).value() == 0);
     const auto after = Seqs(QueryAll(*f.store, all));
     CHECK(after == std::vector<int64_t>(before.begin(), before.begin() + 70));  // newest 70
   }
   SECTION("by age") {
     f.clock.Set(t0 + 10'000);
     // Older than 4.5 s: rows of seconds 0..5 (60 rows).
-    CHECK(f.store->Prune(4500, 0, 40).value() == 40);
-    CHECK(f.store->Prune(4500, 0, 40).value() == 20);
-    CHECK(f.store->Prune(4500, 0, 40).value() == 0);
+    CHECK(f.store->Prune({.max_age_ms = 4500}, 40).value() == 40);
+    CHECK(f.store->Prune({.max_age_ms = 4500}, 40).value() == 20);
+    CHECK(f.store->Prune({.max_age_ms = 4500}, 40).value() == 0);
     const auto rows = QueryAll(*f.store, all);
     REQUIRE(rows.size() == 40);
     for (const auto& r : rows) CHECK(r.time >= t0 + 6000);
   }
   SECTION("both limits, and nothing to do") {
     f.clock.Set(t0 + 10'000);
-    CHECK(f.store->Prune(0, 0, 100).value() == 0);
-    CHECK(f.store->Prune(100'000, 1000, 100).value() == 0);
-    // The row count removes seconds 0-4; the age limit (seconds 0-1) has nothing left.
-    CHECK(f.store->Prune(8500, 50, 1000).value() == 50);
+    CHECK(f.store->Prune({}, 100).value() == 0);
+    CHECK(f.store->Prune({.max_age_ms = 100'000, .max_rows_per_principal = 1000}, 100).value() == 0);
+    // The age limit removes seconds 0-1, the row count then seconds 2-4.
+    CHECK(f.store->Prune({.max_age_ms = 8500, .max_rows_per_principal = 50}, 1000).value() == 50);
     CHECK(f.store->CountDecisions(kDefaultTenantId, "").value() == 50);
     // Now the age limit removes seconds 5-7.
-    CHECK(f.store->Prune(2500, 50, 1000).value() == 30);
+    CHECK(f.store->Prune({.max_age_ms = 2500, .max_rows_per_principal = 50}, 1000).value() == 30);
     CHECK(f.store->CountDecisions(kDefaultTenantId, "").value() == 20);
   }
   SECTION("bad batch size") {
-    CHECK(f.store->Prune(1, 1, 0).status().code() == StatusCode::kInvalidArgument);
+    CHECK(f.store->Prune({.max_age_ms = 1, .max_rows_per_principal = 1}, 0).status().code() == StatusCode::kInvalidArgument);
   }
+}
+
+TEST_CASE("Prune: each principal has its own row budget, rows without a principal theirs", "[store][decisions]") {
+  StoreFixture f;
+  // A real account's history, then a flood of rows from invalid credentials (no principal)
+  // and a busy account, interleaved in many small appends as a server writes them.
+  for (int i = 0; i < 50; ++i) {
+    std::vector<DecisionRow> rows(4, MakeDecision("quiet", true));
+    REQUIRE(f.store->AppendDecisions(&rows).ok());
+  }
+  for (int i = 0; i < 300; ++i) {
+    std::vector<DecisionRow> rows = {MakeDecision("", false), MakeDecision("busy", true), MakeDecision("", false)};
+    REQUIRE(f.store->AppendDecisions(&rows).ok());
+  }
+  REQUIRE(f.store->FlushDecisions().ok());
+  const Retention retention{.max_rows_per_principal = 250, .max_unauthenticated_rows = 100};
+  int64_t pruned = 0;
+  for (int i = 0; i < 100; ++i) {
+    auto n = f.store->Prune(retention, 64);
+    REQUIRE(n.ok());
+    CHECK(*n <= 64);
+    pruned += *n;
+    if (*n == 0) break;
+  }
+  CHECK(pruned == (600 - 100) + (300 - 250));
+  CHECK(f.store->CountDecisions(kDefaultTenantId, "quiet").value() == 200);  // within its budget: untouched
+  CHECK(f.store->CountDecisions(kDefaultTenantId, "busy").value() == 250);
+  CHECK(f.store->CountDecisions(kDefaultTenantId, "").value() == 200 + 250 + 100);
+  // What is kept of each is its newest rows.
+  DecisionQuery busy;
+  busy.tenant_id = kDefaultTenantId;
+  busy.principal_id = "busy";
+  busy.limit = kMaxPageLimit;
+  const auto kept = Seqs(QueryAll(*f.store, busy));
+  REQUIRE(kept.size() == 250);
+  DecisionQuery all = busy;
+  all.principal_id = "";
+  int64_t newer_busy = 0;
+  for (const auto& d : QueryAll(*f.store, all)) newer_busy += d.principal_id == "busy" && d.seq > kept.back();
+  CHECK(newer_busy == 249);
+  CHECK(f.store->Prune(retention, 64).value() == 0);
 }
 
 TEST_CASE("The store is safe to use from many threads at once", "[store][concurrency]") {

@@ -155,17 +155,20 @@ TEST_CASE("Decision rows of a version-3 database are converted into chunks at Op
     REQUIRE(store->AppendDecisions(&more).ok());
     CHECK(more[0].seq == 1201);
     REQUIRE(store->FlushDecisions().ok());  // Prune sees moved rows only
-    // Retention still counts rows: keep the newest 10.
+    // Retention still counts rows, per principal: keep the newest 10 of each of the three.
     int64_t pruned = 0;
-    for (int i = 0; i < 10; ++i) pruned += store->Prune(0, 10, 100).value();
-    CHECK(pruned == 991);
-    CHECK(store->CountDecisions(kDefaultTenantId, "").value() == 10);
+    for (int i = 0; i < 20; ++i) pruned += store->Prune({.max_rows_per_principal = 10}, 100).value();
+    CHECK(pruned == 971);
+    CHECK(store->CountDecisions(kDefaultTenantId, "").value() == 30);
+    CHECK(store->CountDecisions(kDefaultTenantId, "sa-1").value() == 10);
   }
-  // Every row pruned: seq still never goes back.
+  // Every row pruned: seq still never goes back (the counts per principal are read at Open).
   {
     auto store = SqliteStore::Open(path, clock);
     REQUIRE(store.ok());
-    CHECK((*store)->Prune(0, 1, 1000).value() == 9);
+    CHECK((*store)->Prune({.max_rows_per_principal = 1}, 1000).value() == 27);
+    clock.Advance(1'000'000'000);
+    CHECK((*store)->Prune({.max_age_ms = 1}, 1000).value() == 3);
     std::vector<DecisionRow> more(1, testing::MakeDecision("sa-2", true));
     REQUIRE((*store)->AppendDecisions(&more).ok());
     CHECK(more[0].seq == 1202);
