@@ -121,6 +121,13 @@ App::~App() { Stop(); }
 Status App::Init(std::string* admin_password_out) {
   Status loaded = policies_.Reload();
   if (!loaded.ok()) return loaded;
+  if (!config_.decision_export_path.empty()) {
+    store::NdjsonSink::Options options;
+    options.path = config_.decision_export_path;
+    options.max_bytes = config_.decision_export_max_bytes;
+    ASSIGN_OR_RETURN(export_, store::NdjsonSink::Open(options, clock_));
+    logger_->SetSink(export_.get());
+  }
   // Account policies were compiled against the old snapshot: drop them on every swap.
   policies_.OnSwap([this] {
     verifier_.InvalidateAll();
@@ -366,6 +373,7 @@ void App::MaintenanceLoop() {
     lock.unlock();
     verifier_.FlushLastUsed();
     if (checkpoint_) (void)checkpoint_();
+    if (export_) (void)export_->Sync();
     if (++tick % 10 == 0) {
       store::Retention retention;
       retention.max_age_ms = config_.decision_retention_days * 86'400'000;

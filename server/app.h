@@ -181,6 +181,7 @@ class App {
   Metrics metrics_;
   PolicyManager policies_;
   TokenVerifier verifier_;
+  std::unique_ptr<store::DecisionSink> export_;  // the NDJSON export, when configured
   std::unique_ptr<DecisionLogger> logger_;
   RateLimiter limiter_;                // failed logins
   RateLimiter invalid_token_limiter_;  // check requests with an invalid token

@@ -6,6 +6,7 @@
 #include <simdjson.h>
 
 #include "common/crypto.h"
+#include "common/json_text.h"
 #include "common/ids.h"
 #include "server/app.h"
 #include "server/http_util.h"
@@ -195,38 +196,6 @@ StatusOr<CheckRequest> ParseCheckRequest(sj::element doc, int max_checks) {
 }
 
 // A JSON string literal for `s` (valid UTF-8: it came out of the JSON parser or the code).
-void AppendJsonString(std::string* out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out->push_back('"');
-  size_t run = 0;  // start of the characters that need no escape, appended together
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    if (c != '"' && c != '\\' && static_cast<unsigned char>(c) >= 0x20) continue;
-    out->append(s, run, i - run);
-    run = i + 1;
-    switch (c) {
-      case '"': *out += "\\\""; break;
-      case '\\': *out += "\\\\"; break;
-      case '\n': *out += "\\n"; break;
-      case '\r': *out += "\\r"; break;
-      case '\t': *out += "\\t"; break;
-      case '\b': *out += "\\b"; break;
-      case '\f': *out += "\\f"; break;
-      default:
-        *out += "\\u00";
-        out->push_back(kHex[(c >> 4) & 0xf]);
-        out->push_back(kHex[c & 0xf]);
-    }
-  }
-  out->append(s, run, s.size() - run);
-  out->push_back('"');
-}
-
-void AppendJsonStringOrNull(std::string* out, std::string_view s) {
-  if (s.empty()) *out += "null";
-  else AppendJsonString(out, s);
-}
-
 }  // namespace
 
 void App::DecideCheck(const httplib::Request& req, httplib::Response& res,

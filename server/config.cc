@@ -36,6 +36,8 @@ Status Apply(const std::string& key, const std::string& value, Config* c) {
   if (key == "data_dir") { c->data_dir = value; return Status(); }
   if (key == "policies_dir") { c->policies_dir = value; return Status(); }
   if (key == "token_prefix") { c->token_prefix = value; return Status(); }
+  if (key == "decision_export_path") { c->decision_export_path = value; return Status(); }
+  if (key == "decision_export_max_bytes") { ASSIGN_OR_RETURN(c->decision_export_max_bytes, ParseInt(key, value)); return Status(); }
   if (key == "tls_cert") { c->tls_cert = value; return Status(); }
   if (key == "tls_key") { c->tls_key = value; return Status(); }
   if (key == "token_pepper") { c->token_pepper = value; return Status(); }
@@ -108,6 +110,8 @@ Status ApplyEnvironment(const std::map<std::string, std::string>& env, Config* c
       {"WARDEN_RETENTION_UNAUTHENTICATED_ROWS", "decision_retention_unauthenticated_rows"},
       {"WARDEN_WATCH_POLICIES", "watch_policies"},
       {"WARDEN_INVALID_TOKENS_PER_MINUTE", "invalid_tokens_per_minute"},
+      {"WARDEN_DECISION_EXPORT", "decision_export_path"},
+      {"WARDEN_DECISION_EXPORT_MAX_BYTES", "decision_export_max_bytes"},
   };
   for (const auto& [var, key] : kVars) {
     auto it = env.find(var);

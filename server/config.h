@@ -26,6 +26,8 @@ struct Config {
   int64_t decision_retention_days = 90;     // 0 = keep forever
   int64_t decision_retention_rows = 1'000'000;   // newest rows kept per principal; 0 = unbounded
   int64_t decision_retention_unauthenticated_rows = 100'000;  // rows of invalid credentials, per tenant; 0 = unbounded
+  std::string decision_export_path;         // non-empty: every decision also as a JSON line here (store/ndjson_sink.h)
+  int64_t decision_export_max_bytes = 64ll << 20;  // the export file is rotated past this size
   int max_batch_checks = 100;               // checks per POST /v1/check
   int login_failures_per_minute = 10;       // per client address
   int invalid_tokens_per_minute = 600;      // check requests with an invalid token, per client address; then 429
@@ -42,7 +44,7 @@ Status ApplyConfigFile(const std::string& path, Config* config);
 // Applies WARDEN_* variables from `env` (WARDEN_LISTEN, WARDEN_DATA, WARDEN_POLICIES,
 // WARDEN_TOKEN_PREFIX, WARDEN_THREADS, WARDEN_PAYLOAD_LIMIT, WARDEN_TLS_CERT, WARDEN_TLS_KEY,
 // WARDEN_TOKEN_PEPPER, WARDEN_ADMIN_EMAIL, WARDEN_ADMIN_PASSWORD, WARDEN_SESSION_TTL,
-// WARDEN_RETENTION_DAYS, WARDEN_RETENTION_ROWS, WARDEN_RETENTION_UNAUTHENTICATED_ROWS, WARDEN_ACCESS_LOG, WARDEN_INVALID_TOKENS_PER_MINUTE).
+// WARDEN_RETENTION_DAYS, WARDEN_RETENTION_ROWS, WARDEN_RETENTION_UNAUTHENTICATED_ROWS, WARDEN_ACCESS_LOG, WARDEN_INVALID_TOKENS_PER_MINUTE, WARDEN_DECISION_EXPORT, WARDEN_DECISION_EXPORT_MAX_BYTES).
 Status ApplyEnvironment(const std::map<std::string, std::string>& env, Config* config);
 std::map<std::string, std::string> ProcessEnvironment();
 // Checks ranges and formats (listen address, prefix, thread count, TLS pair).

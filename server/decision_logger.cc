@@ -26,6 +26,7 @@ Status DecisionLogger::Write(std::vector<store::DecisionRow>* rows) {
   metrics_->decision_batches++;
   metrics_->decision_rows += rows->size();
   metrics_->decision_last_batch_rows = rows->size();
+  if (sink_ != nullptr && !sink_->Write(*rows).ok()) metrics_->decision_export_failures++;
   return st;
 }
 

@@ -55,6 +55,7 @@ std::string Metrics::Render(const std::string& revision) const {
   Counter(&out, "warden_decision_log_batches_total", "Decision-log transactions committed.", decision_batches.load());
   Counter(&out, "warden_decision_log_rows_total", "Decision-log rows committed.", decision_rows.load());
   Counter(&out, "warden_decision_log_failures_total", "Decision-log batches that failed to commit.", decision_log_failures.load());
+  Counter(&out, "warden_decision_export_failures_total", "Decision batches the NDJSON export could not write.", decision_export_failures.load());
   Counter(&out, "warden_decision_journal_backlog_bytes", "Journaled decision rows not yet moved into the decision_chunk table.", static_cast<uint64_t>(decision_journal_backlog_bytes.load()), "gauge");
   Counter(&out, "warden_decision_log_pruned_total", "Decision-log rows removed by retention.", decision_rows_pruned.load());
   Counter(&out, "warden_decision_log_last_batch_rows", "Rows in the last decision-log commit (mean batch = rows_total / batches_total).", decision_last_batch_rows.load(), "gauge");

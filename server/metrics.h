@@ -38,6 +38,7 @@ struct Metrics {
   std::atomic<uint64_t> decision_batches{0};
   std::atomic<uint64_t> decision_rows{0};
   std::atomic<uint64_t> decision_log_failures{0};
+  std::atomic<uint64_t> decision_export_failures{0};  // batches the NDJSON export could not write
   std::atomic<uint64_t> decision_last_batch_rows{0};  // rows/batches gives the mean batch size
   Histogram decision_commit_seconds;
   Histogram request_seconds;        // every HTTP request
