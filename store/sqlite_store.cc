@@ -1055,25 +1055,22 @@ Status AccountNameError(Status st) {
 
 }  // namespace
 
-StatusOr<ServiceAccount> SqliteStore::CreateAccount(const ServiceAccount& account,
-                                                    const AuditEntry* audit) {
+namespace {
+
+// The rows of a new account (and its policy version 1), inside the caller's transaction.
+StatusOr<ServiceAccount> InsertAccount(Connection& c, const Clock& clock, const ServiceAccount& account) {
   if (account.tenant_id.empty()) return InvalidArgumentError("tenant_id is required", "tenant_id");
   if (account.name.empty()) return InvalidArgumentError("name is required", "name");
   if (!account.attributes.is_object()) {
     return InvalidArgumentError("attributes must be an object", "attributes");
   }
   ServiceAccount a = account;
-  if (a.id.empty()) a.id = NewUlid(clock_);
-  a.created_at = a.updated_at = clock_.NowMillis();
+  if (a.id.empty()) a.id = NewUlid(clock);
+  a.created_at = a.updated_at = clock.NowMillis();
   a.policy_version = 1;
   a.deleted_at = 0;
   a.token_count = 0;
   a.last_used_at = 0;
-
-  std::lock_guard<std::mutex> lock(write_mu_);
-  Connection& c = *admin_;
-  Transaction tx(&c);
-  RETURN_IF_ERROR(tx.status());
   {
     ASSIGN_OR_RETURN(Stmt s, c.Prepare(
                                  "INSERT INTO service_accounts (id, tenant_id, name, description, "
@@ -1096,9 +1093,58 @@ StatusOr<ServiceAccount> SqliteStore::CreateAccount(const ServiceAccount& accoun
     s.Bind(5, a.created_by_type).Bind(6, a.created_by_id);
     RETURN_IF_ERROR(s.Run("storing policy version 1"));
   }
+  return a;
+}
+
+// The row of a new token of a live account, inside the caller's transaction.
+StatusOr<ApiTokenRecord> InsertToken(Connection& c, const Clock& clock, const ApiTokenRecord& token) {
+  if (token.id.empty()) return InvalidArgumentError("token id is required", "id");
+  if (token.secret_hash.size() != 32) {
+    return InvalidArgumentError("token secret hash must be 32 bytes", "secret_hash");
+  }
+  ApiTokenRecord t = token;
+  if (t.created_at == 0) t.created_at = clock.NowMillis();
+  RETURN_IF_ERROR(LoadAccount(c, t.tenant_id, t.account_id, false).status());
+  ASSIGN_OR_RETURN(Stmt s, c.Prepare("INSERT INTO api_tokens (id, tenant_id, account_id, name, "
+                                     "secret_hash, display_prefix, created_at, created_by_type, "
+                                     "created_by_id, last_used_at, expires_at) VALUES (?, ?, ?, "
+                                     "?, ?, ?, ?, ?, ?, ?, ?)"));
+  s.Bind(1, t.id).Bind(2, t.tenant_id).Bind(3, t.account_id).Bind(4, t.name);
+  s.BindBlob(5, t.secret_hash).Bind(6, t.display_prefix).Bind(7, t.created_at);
+  s.Bind(8, t.created_by_type).Bind(9, t.created_by_id).Bind(10, t.last_used_at);
+  s.Bind(11, t.expires_at);
+  Status st = s.Run("creating a token");
+  if (st.code() == StatusCode::kAlreadyExists) {
+    return AlreadyExistsError("a token with this id already exists", "id");
+  }
+  RETURN_IF_ERROR(st);
+  return t;
+}
+
+}  // namespace
+
+StatusOr<ServiceAccount> SqliteStore::CreateAccount(const ServiceAccount& account,
+                                                    const AuditEntry* audit) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  Connection& c = *admin_;
+  Transaction tx(&c);
+  RETURN_IF_ERROR(tx.status());
+  ASSIGN_OR_RETURN(ServiceAccount a, InsertAccount(c, clock_, account));
   RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, a.tenant_id, a.id, a.name));
   RETURN_IF_ERROR(tx.Commit());
   return a;
+}
+
+Status SqliteStore::ImportAccounts(std::vector<ServiceAccount>* accounts, const std::vector<ApiTokenRecord>& tokens) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  Connection& c = *admin_;
+  Transaction tx(&c);
+  RETURN_IF_ERROR(tx.status());
+  for (ServiceAccount& a : *accounts) {
+    ASSIGN_OR_RETURN(a, InsertAccount(c, clock_, a));
+  }
+  for (const ApiTokenRecord& t : tokens) RETURN_IF_ERROR(InsertToken(c, clock_, t).status());
+  return tx.Commit();
 }
 
 StatusOr<ServiceAccount> SqliteStore::GetAccount(const std::string& tenant_id,
@@ -1254,30 +1300,11 @@ StatusOr<std::vector<PolicyVersion>> SqliteStore::ListPolicyVersions(
 // ---------------------------------------------------------------- tokens
 
 Status SqliteStore::CreateToken(const ApiTokenRecord& token, const AuditEntry* audit) {
-  if (token.id.empty()) return InvalidArgumentError("token id is required", "id");
-  if (token.secret_hash.size() != 32) {
-    return InvalidArgumentError("token secret hash must be 32 bytes", "secret_hash");
-  }
-  ApiTokenRecord t = token;
-  if (t.created_at == 0) t.created_at = clock_.NowMillis();
   std::lock_guard<std::mutex> lock(write_mu_);
   Connection& c = *admin_;
   Transaction tx(&c);
   RETURN_IF_ERROR(tx.status());
-  RETURN_IF_ERROR(LoadAccount(c, t.tenant_id, t.account_id, false).status());
-  ASSIGN_OR_RETURN(Stmt s, c.Prepare("INSERT INTO api_tokens (id, tenant_id, account_id, name, "
-                                     "secret_hash, display_prefix, created_at, created_by_type, "
-                                     "created_by_id, last_used_at, expires_at) VALUES (?, ?, ?, "
-                                     "?, ?, ?, ?, ?, ?, ?, ?)"));
-  s.Bind(1, t.id).Bind(2, t.tenant_id).Bind(3, t.account_id).Bind(4, t.name);
-  s.BindBlob(5, t.secret_hash).Bind(6, t.display_prefix).Bind(7, t.created_at);
-  s.Bind(8, t.created_by_type).Bind(9, t.created_by_id).Bind(10, t.last_used_at);
-  s.Bind(11, t.expires_at);
-  Status st = s.Run("creating a token");
-  if (st.code() == StatusCode::kAlreadyExists) {
-    return AlreadyExistsError("a token with this id already exists", "id");
-  }
-  RETURN_IF_ERROR(st);
+  ASSIGN_OR_RETURN(ApiTokenRecord t, InsertToken(c, clock_, token));
   RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, t.tenant_id, t.id, t.name));
   return tx.Commit();
 }

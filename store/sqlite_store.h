@@ -82,6 +82,11 @@ class SqliteStore final : public Store {
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
 
+  // Creates the accounts (ids assigned where empty, written back) and then the tokens (which
+  // may name those ids) in one transaction: the rows CreateAccount and CreateToken write,
+  // without audit rows. For fixtures and bulk imports (bench/warden_seed: 10,000 accounts and
+  // 100,000 tokens in seconds instead of one fsync each). All or nothing.
+  Status ImportAccounts(std::vector<ServiceAccount>* accounts, const std::vector<ApiTokenRecord>& tokens);
   // PASSIVE checkpoint, then TRUNCATE when the WAL is larger than wal_truncate_bytes.
   Status Checkpoint();
   // Moves every journaled decision row into the decision_chunk table (also done in the

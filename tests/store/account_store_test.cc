@@ -409,3 +409,38 @@ TEST_CASE("Audit log: append, filters and paging", "[store][audit]") {
 
 }  // namespace
 }  // namespace warden::store
+
+namespace warden::store {
+namespace {
+
+TEST_CASE("ImportAccounts writes accounts and their tokens in one transaction, all or nothing", "[store][account]") {
+  testing::StoreFixture f;
+  std::vector<ServiceAccount> accounts = {testing::MakeAccount("bulk-1"), testing::MakeAccount("bulk-2")};
+  accounts[1].id = "01HBULK00000000000000000002";
+  ApiTokenRecord t;
+  t.id = "bulktoken1";
+  t.tenant_id = kDefaultTenantId;
+  t.account_id = accounts[1].id;
+  t.name = "t";
+  t.secret_hash = std::string(32, 'x');
+  REQUIRE(f.store->ImportAccounts(&accounts, {t}).ok());
+  CHECK(!accounts[0].id.empty());
+  CHECK(f.store->GetAccountByName(kDefaultTenantId, "bulk-1").value().id == accounts[0].id);
+  CHECK(f.store->GetAccount(kDefaultTenantId, accounts[1].id).value().token_count == 1);
+  CHECK(f.store->LookupToken("bulktoken1").value().account.name == "bulk-2");
+  CHECK(f.store->ListPolicyVersions(kDefaultTenantId, accounts[0].id).value().size() == 1);
+
+  // A taken name in the batch: nothing of it is stored.
+  std::vector<ServiceAccount> again = {testing::MakeAccount("bulk-3"), testing::MakeAccount("bulk-1")};
+  CHECK(f.store->ImportAccounts(&again, {}).code() == StatusCode::kAlreadyExists);
+  CHECK(f.store->GetAccountByName(kDefaultTenantId, "bulk-3").status().code() == StatusCode::kNotFound);
+  // A token of an unknown account: likewise.
+  std::vector<ServiceAccount> more = {testing::MakeAccount("bulk-4")};
+  t.id = "bulktoken2";
+  t.account_id = "nope";
+  CHECK(f.store->ImportAccounts(&more, {t}).code() == StatusCode::kNotFound);
+  CHECK(f.store->GetAccountByName(kDefaultTenantId, "bulk-4").status().code() == StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace warden::store
