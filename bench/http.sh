@@ -1,43 +1,47 @@
 #!/usr/bin/env bash
-# HTTP benchmark of POST /v1/check against the Cerbos peer (issue 4, DESIGN.md section 7).
+# HTTP benchmark of POST /v1/check in the traffic shapes of real use (issue 13), against one
+# warden server in one run, beside the nginx ceiling and the Cerbos peer (DESIGN.md section 7).
 #
-#   bench/http.sh                      # build ./build, seed, run warden (access log on, off), run Cerbos
-#   BUILD_DIR=build-bench REPS=1 bench/http.sh
+#   bench/http.sh                      # build ./build, seed 10,000 accounts x 10 tokens, run every shape, then Cerbos
+#   SHAPES="one:2 zipf:2" REPS=1 bench/http.sh
+#
+# Shapes (SHAPES, "name:checks-per-request", default "one:2 uniform:2 zipf:2 zipf-bad:2 one:1 one:20"):
+#   one       every request with one token (the Cerbos peer's shape: view + update of company c1)
+#   uniform   a uniformly random account of the first 1,000, a random one of its 10 tokens
+#   zipf      account k of 10,000 with weight 1/k^1.1, a random one of its 10 tokens (100,000)
+#   zipf-bad  the same with 5% of requests carrying a well-formed token nobody holds
+# Per shape: warm-up, then REPS x (LOAD, SINGLE) with wrk --latency + bench/check.lua; before
+# each LOAD run the same LOAD against the nginx ceiling (NGINX=auto|1|0). Around each shape the
+# decision rows (SUM(row_count) of decision_chunk) and the bytes of the decision tables
+# (dbstat: decision_chunk and its two indexes) are read with the sqlite3 CLI, so each shape
+# reports its own rows and bytes per decision. Rows are checked exactly: a 200 with a valid
+# token is `checks` rows, one with a bad token is 1 row (issue 12); when a wrk run ends up to one
+# request per connection is in flight, so rows may exceed the counted answers by at most
+# conns x checks per run.
+# Targets printed per shape: req/s >= 90% of the one-token (one:2) figure, p99 <= 1.5x its
+# p99, >= 10x Cerbos, <= 48 bytes per decision, no failed request, rows exact.
 #
 # Env: BUILD_DIR=build (configured Release with Ninja when absent)  SKIP_BUILD=1
-#      ACCESS_LOG_MODES="on off"  (warden's WARDEN_ACCESS_LOG; "on" is the default config,
-#                                  its lines go to a file on disk)
+#      ACCESS_LOG=on (warden's WARDEN_ACCESS_LOG; its lines go to a file on disk)
 #      REPS=2  LOAD="-t2 -c16 -d15s"  SINGLE="-t1 -c1 -d10s"  WARMUP="-t2 -c16 -d3s"
+#      ACCOUNTS=10000 TPA=10 UNIFORM_ACCOUNTS=1000 BAD_PERCENT=5
 #      WARDEN_PORT=18080  WARDEN_THREADS (unset: the server default)
 #      CERBOS_BIN (default: ../shared/peers/cerbos/install.sh installs it)  SKIP_CERBOS=1
 #      PEERS=/work/shared/peers   KEEP=1 (keep the temp dir)
-#
-# Per warden mode: a fresh copy of the seeded data dir, start warden, one curl check, a
-# warm-up, REPS x (LOAD, SINGLE) with wrk --latency + bench/check.lua, then stop warden
-# (SIGTERM, wait) and count the decision rows with the sqlite3 CLI (the row_count of every
-# decision_chunk; tests/store/decision_journal_test.cc checks row_count against the blobs):
-#   every 200 answer carries 2 evaluated checks = 2 rows. wrk counts the requests it saw
-#   complete; when a run's duration ends, up to one request per connection is in flight, and
-#   the server may have committed its rows (durable before the answer) and then answered a
-#   closed socket. So the check is: 2 x counted_200 <= rows <= 2 x (counted_200 + conns),
-#   summed over every wrk run and curl call against that server instance; nothing else
-#   writes decision rows. Anything outside that range fails the script.
-# Then Cerbos with audit on (start-cerbos.sh <bin> on), the same warm-up and wrk lines with
-# the peer's check.lua. Prints raw RESULT lines, one table of medians, the ratios and the
-# targets. Exit 1 on any non-200, wrong decision, socket error or decision-log mismatch.
-#
-# The host's ceiling, run by run (NGINX=auto|1|0; auto = when the nginx binary is installed,
-# `apt-get install -y nginx`): ../shared/peers/nginx/nginx.conf (2 workers, a fixed JSON body)
-# is started once, and each warden LOAD run is preceded by the same LOAD run against it. On
-# this shared VM that fixed-body server's own p99 at 16 connections moves between ~0.25 and
-# ~5 ms from one minute to the next, so each warden p99 is printed beside the ceiling's p99
-# measured just before it. The nginx runs are checked like the others (status, decisions).
+# The invalid-token rate limit is raised for the run (WARDEN_INVALID_TOKENS_PER_MINUTE): the
+# bad-token share comes from one address here, and the benchmark measures the check path.
+# Exit 1 on any non-200, wrong decision, socket error or decision-log mismatch.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-build}
 case "$BUILD_DIR" in /*) BUILD=$BUILD_DIR ;; *) BUILD=$ROOT/$BUILD_DIR ;; esac
 PEERS=${PEERS:-/work/shared/peers}
-ACCESS_LOG_MODES=${ACCESS_LOG_MODES:-"on off"}
+ACCESS_LOG=${ACCESS_LOG:-on}
+SHAPES=${SHAPES:-"one:2 uniform:2 zipf:2 zipf-bad:2 one:1 one:20"}
+ACCOUNTS=${ACCOUNTS:-10000}
+TPA=${TPA:-10}
+UNIFORM_ACCOUNTS=${UNIFORM_ACCOUNTS:-1000}
+BAD_PERCENT=${BAD_PERCENT:-5}
 REPS=${REPS:-2}
 LOAD=${LOAD:-"-t2 -c16 -d15s"}
 SINGLE=${SINGLE:-"-t1 -c1 -d10s"}
@@ -76,12 +80,12 @@ NGINX_PID=""
 cleanup() { stop_pid; [[ -n "$NGINX_PID" ]] && kill "$NGINX_PID" 2>/dev/null; [[ "${KEEP:-0}" == 1 ]] && echo "kept $WORK" >&2 || rm -rf "$WORK"; }
 trap cleanup EXIT
 
-# ---- seed: 10 accounts x 2 tokens (the load uses the first token; the rest exist so the
-# token table is not trivially small).
+# ---- seed: ACCOUNTS accounts x TPA tokens, account by account, and 1,000 bad tokens.
 PEPPER=$(openssl rand -hex 32)
 "$SEED" --data "$WORK/seed" --policies "$ROOT/policies" --policy "$ROOT/bench/bench-account.yaml" \
-  --pepper "$PEPPER" --accounts 10 --tokens-per-account 2 --tokens-out "$WORK/tokens.txt" >&2
-export WARDEN_BENCH_TOKENS=$WORK/tokens.txt
+  --pepper "$PEPPER" --accounts "$ACCOUNTS" --tokens-per-account "$TPA" --tokens-out "$WORK/tokens.txt" \
+  --bad-tokens-out "$WORK/bad-tokens.txt" >&2
+export WARDEN_BENCH_TOKENS=$WORK/tokens.txt WARDEN_BENCH_BAD_TOKENS=$WORK/bad-tokens.txt WARDEN_BENCH_TPA=$TPA
 TOKEN=$(head -1 "$WORK/tokens.txt")
 
 echo "# warden $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- server store engine common || echo -dirty) | $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2) | $(nproc) CPUs | load $(cut -d' ' -f1-3 /proc/loadavg) | $(date -u +%FT%TZ)"
@@ -118,32 +122,47 @@ if [[ $NGINX == 1 ]]; then
   echo "## nginx ceiling pid=$NGINX_PID $(nginx -v 2>&1)"
 fi
 
-# ---- warden
-for mode in $ACCESS_LOG_MODES; do
-  DATA=$WORK/data-$mode
-  cp -r "$WORK/seed" "$DATA"
-  WARDEN_LISTEN=127.0.0.1:$WARDEN_PORT WARDEN_DATA=$DATA WARDEN_POLICIES=$ROOT/policies \
-  WARDEN_TOKEN_PEPPER=$PEPPER WARDEN_ADMIN_PASSWORD=bench-admin-password-$$ \
-  WARDEN_ACCESS_LOG=$([[ $mode == on ]] && echo true || echo false) WARDEN_WATCH_POLICIES=false \
-    "$WARDEN" serve > "$WORK/warden-$mode.log" 2>&1 &
-  PID=$!
-  for _ in $(seq 1 100); do curl -sf "$URL/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-  curl -sf "$URL/healthz" >/dev/null || { echo "warden did not start:" >&2; cat "$WORK/warden-$mode.log" >&2; exit 1; }
-  echo "## warden access_log=$mode pid=$PID threads=$(ls /proc/$PID/task | wc -l) idle $(grep VmRSS /proc/$PID/status | tr -s ' \t' ' ')"
-  body='{"token":"'$TOKEN'","checks":[{"model":"company","action":"view","resource":{"id":"c1"}},{"model":"company","action":"update","resource":{"id":"c1"}}],"context":{"request_id":"bench-1","method":"GET","path":"/companies/c1"}}'
-  echo "curl check:"
-  code=$(curl -s -o "$WORK/curl.json" -w '%{http_code}' -H 'Content-Type: application/json' --data "$body" "$URL/v1/check")
-  echo "  $(cat "$WORK/curl.json") [HTTP $code]"
-  [[ $code == 200 ]] && echo "warden curl curl 0 requests=1 ok=1 non200=0 wrong_decision=0 sock_err=0 conns=1" >> "$RAW"
-  run_wrk warden "$mode" "$ROOT/bench/check.lua" "$URL"
-  echo "warden $mode hwm $(awk '/VmHWM/{print $2}' /proc/$PID/status)" >> "$RAW"
-  curl -s "$URL/metrics" | awk '/^warden_decision_log_batches_total/{b=$2} /^warden_decision_log_rows_total/{r=$2}
-    END{printf "## warden access_log='"$mode"' decision-log commits: %d transactions, %.1f rows each on average\n", b, (b ? r/b : 0)}'
-  stop_pid
-  rows=$(sqlite3 "$DATA/warden.db" 'SELECT COALESCE(SUM(row_count), 0) FROM decision_chunk')
-  echo "warden $mode rows $rows" >> "$RAW"
-  echo "## warden access_log=$mode stopped; decision rows: $rows; access log: $(wc -l < "$WORK/warden-$mode.log") lines"
+# ---- warden: one server, every shape
+shape_env() {  # name -> the check.lua environment of the shape
+  case $1 in
+    one) echo "WARDEN_BENCH_SHAPE=one" ;;
+    uniform) echo "WARDEN_BENCH_SHAPE=uniform WARDEN_BENCH_ACCOUNTS=$UNIFORM_ACCOUNTS" ;;
+    zipf) echo "WARDEN_BENCH_SHAPE=zipf WARDEN_BENCH_ACCOUNTS=$ACCOUNTS" ;;
+    zipf-bad) echo "WARDEN_BENCH_SHAPE=zipf WARDEN_BENCH_ACCOUNTS=$ACCOUNTS WARDEN_BENCH_BAD_PERCENT=$BAD_PERCENT" ;;
+    *) echo "http.sh: unknown shape $1" >&2; exit 2 ;;
+  esac
+}
+DATA=$WORK/data
+cp -r "$WORK/seed" "$DATA"
+WARDEN_LISTEN=127.0.0.1:$WARDEN_PORT WARDEN_DATA=$DATA WARDEN_POLICIES=$ROOT/policies \
+WARDEN_TOKEN_PEPPER=$PEPPER WARDEN_ADMIN_PASSWORD=bench-admin-password-$$ WARDEN_INVALID_TOKENS_PER_MINUTE=1000000000 \
+WARDEN_ACCESS_LOG=$([[ $ACCESS_LOG == on ]] && echo true || echo false) WARDEN_WATCH_POLICIES=false \
+  "$WARDEN" serve > "$WORK/warden.log" 2>&1 &
+PID=$!
+for _ in $(seq 1 100); do curl -sf "$URL/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+curl -sf "$URL/healthz" >/dev/null || { echo "warden did not start:" >&2; cat "$WORK/warden.log" >&2; exit 1; }
+echo "## warden access_log=$ACCESS_LOG pid=$PID threads=$(ls /proc/$PID/task | wc -l) idle $(grep VmRSS /proc/$PID/status | tr -s ' \t' ' ')"
+decision_rows() { sqlite3 "$DATA/warden.db" 'SELECT COALESCE(SUM(row_count), 0) FROM decision_chunk'; }
+decision_bytes() { sqlite3 "$DATA/warden.db" "SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE name IN ('decision_chunk', 'decision_chunk_principal', 'decision_chunk_tenant')"; }
+settle() {  # until the mover has moved every journaled row (the backlog gauge is 0), at most 5 min
+  for _ in $(seq 1 3000); do
+    [[ $(curl -s "$URL/metrics" | awk '/^warden_decision_journal_backlog_bytes/{print $2}') == 0 ]] && return
+    sleep 0.1
+  done
+  echo "http.sh: the decision journal did not drain in 5 minutes" >&2
+}
+for spec in $SHAPES; do
+  shape=${spec%%:*} checks=${spec##*:}
+  settle
+  rows0=$(decision_rows) bytes0=$(decision_bytes)
+  (export $(shape_env "$shape") WARDEN_BENCH_BATCH=$checks; run_wrk warden "$spec" "$ROOT/bench/check.lua" "$URL")
+  settle
+  echo "warden $spec rows $(( $(decision_rows) - rows0 ))" >> "$RAW"
+  echo "warden $spec bytes $(( $(decision_bytes) - bytes0 ))" >> "$RAW"
 done
+echo "warden all hwm $(awk '/VmHWM/{print $2}' /proc/$PID/status)" >> "$RAW"
+stop_pid
+echo "## warden stopped; decision rows: $(decision_rows); database $(du -b "$DATA/warden.db" | cut -f1) bytes; access log: $(wc -l < "$WORK/warden.log") lines"
 
 # ---- Cerbos, audit on
 if [[ "${SKIP_CERBOS:-0}" != 1 ]]; then
@@ -168,65 +187,69 @@ echo "wrk load:   wrk $LOAD --latency -s check.lua URL"
 echo "wrk single: wrk $SINGLE --latency -s check.lua URL"
 LOAD="$LOAD" SINGLE="$SINGLE" python3 - "$RAW" <<'PY'
 import os, sys, statistics as st
-runs, hwm, rows = {}, {}, {}
+runs, hwm, rows, nbytes = {}, {}, {}, {}
 for line in open(sys.argv[1]):
     f = line.split()
-    if f[2] == 'hwm': hwm[(f[0], f[1])] = int(f[3]); continue
-    if f[2] == 'rows': rows[(f[0], f[1])] = int(f[3]); continue
+    if f[2] == 'hwm': hwm[f[0]] = int(f[3]); continue
+    if f[2] == 'rows': rows[f[1]] = int(f[3]); continue
+    if f[2] == 'bytes': nbytes[f[1]] = int(f[3]); continue
     kv = dict(x.split('=') for x in f[4:])
     kv['rep'] = f[3]
     runs.setdefault((f[0], f[1], f[2]), []).append(kv)
 
 fail = 0
 def tot(rs, k): return sum(int(r.get(k, 0)) for r in rs)
-servers = sorted({(s, m) for (s, m, _) in runs}, key=lambda x: ({'warden': 0, 'cerbos': 1}.get(x[0], 2), x[1]))
-name = lambda s, m: {'warden': f"warden, access log {m}", 'cerbos': f"cerbos 0.55, audit {m}"}.get(s, "nginx fixed body (ceiling)")
 med = {}
-print(f"\n{'server':<27} {'wrk':<12} {'req/s':>9} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8} {'requests':>9} {'non200':>6} {'wrong':>5} {'sockerr':>7} {'CPU us/req':>10} {'VmHWM MiB':>9}")
-for s, m in servers:
-    for scen in ('load', 'single'):
-        rs = runs.get((s, m, scen), [])
-        if not rs: continue
-        g = lambda k: st.median(float(r[k]) for r in rs)
-        med[(s, m, scen)] = {k: g(k) for k in ('rps', 'p50_us', 'p90_us', 'p99_us', 'max_us')}
-        cpu = '-' if s == 'nginx' else f"{st.median(int(r['cpu_us_per_req']) for r in rs):.0f}"
-        label = os.environ['LOAD' if scen == 'load' else 'SINGLE'].replace('-', '').replace(' ', ' ')
-        print(f"{name(s, m):<27} {label:<12} {g('rps'):>9.0f} {g('p50_us')/1000:>8.3f} {g('p90_us')/1000:>8.3f} {g('p99_us')/1000:>8.3f} {g('max_us')/1000:>8.2f} "
-              f"{tot(rs,'requests'):>9} {tot(rs,'non200'):>6} {tot(rs,'wrong_decision'):>5} {tot(rs,'sock_err'):>7} {cpu:>10} {('-' if s == 'nginx' else f'{hwm.get((s, m), 0)/1024:.1f}'):>9}")
-    allr = [r for (s2, m2, _), rs in runs.items() if (s2, m2) == (s, m) for r in rs]
-    fail += tot(allr, 'non200') + tot(allr, 'wrong_decision') + tot(allr, 'sock_err')
-print("(medians over runs; requests/non200/wrong/sockerr are totals; warm-up and curl runs are not in the table but are checked;")
-print(" CPU us/req = the server process's user+sys CPU time during the run / requests, a figure less disturbed by other load)")
+for key, rs in runs.items():
+    if key[2] == 'warmup': continue
+    med[key] = {k: st.median(float(r[k]) for r in rs) for k in ('rps', 'p50_us', 'p90_us', 'p99_us', 'max_us')}
+    med[key]['cpu'] = st.median(int(r.get('cpu_us_per_req', 0)) for r in rs)
+shapes = []
+for (s, m, scen) in runs:
+    if s == 'warden' and m not in shapes: shapes.append(m)
+print(f"\n{'server / shape':<28} {'wrk':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'requests':>9} {'non200':>6} {'wrong':>5} {'sockerr':>7} {'CPU us/req':>10}")
+def row(label, key, scen):
+    if key not in med: return
+    g, rs = med[key], runs[key]
+    wl = os.environ['LOAD' if scen == 'load' else 'SINGLE'].replace('-', '')
+    print(f"{label:<28} {wl:<12} {g['rps']:>9.0f} {g['p50_us']/1000:>8.3f} {g['p99_us']/1000:>8.3f} {g['max_us']/1000:>8.2f} "
+          f"{tot(rs,'requests'):>9} {tot(rs,'non200'):>6} {tot(rs,'wrong_decision'):>5} {tot(rs,'sock_err'):>7} {g['cpu']:>10.0f}")
+for m in shapes:
+    for scen in ('load', 'single'): row(f"warden {m}", ('warden', m, scen), scen)
+for scen in ('load', 'single'): row("cerbos 0.55, audit on", ('cerbos', 'on', scen), scen)
+row("nginx fixed body (ceiling)", ('nginx', 'ceiling', 'load'), 'load')
+for key, rs in runs.items():
+    fail += tot(rs, 'non200') + tot(rs, 'wrong_decision') + tot(rs, 'sock_err')
+print("(medians over runs; requests/non200/wrong/sockerr are totals; warm-up runs are not in the table but are checked)")
+if 'warden' in hwm: print(f"warden VmHWM over the whole run: {hwm['warden']/1024:.1f} MiB")
 
-pairs = [(m, r, n) for (s, m, scen), rs in runs.items() if s == 'warden' and scen == 'load'
-         for r in rs for n in runs.get(('nginx', 'ceiling', 'load'), []) if n['rep'] == f"{r['rep']}-{m}"]
-if pairs:
-    print("\np99 at 16 connections, run by run, beside the nginx ceiling's run just before it (same wrk line)")
-    for m, r, n in pairs:
-        print(f"  access log {m}, run {r['rep']}: warden {int(r['p99_us'])/1000:.2f} ms at {float(r['rps']):.0f} req/s; "
-              f"nginx {int(n['p99_us'])/1000:.2f} ms at {float(n['rps']):.0f} req/s")
-
-print("\nDecision log (warden): rows vs answered checks, 2 checks per 200 answer")
-for (s, m), n in rows.items():
-    allr = [r for (s2, m2, _), rs in runs.items() if (s2, m2) == (s, m) for r in rs]
-    answered = sum(int(r['ok']) + int(r['wrong_decision']) for r in allr)  # 200 answers wrk counted
-    lo, hi = 2 * answered, 2 * (answered + sum(int(r['conns']) for r in allr))
-    good = lo <= n <= hi
-    fail += 0 if good else 1
-    print(f"  access log {m}: rows={n}  counted 200s={answered}  expected {lo}..{hi} "
-          f"(in flight at wrk's end: {(n - lo) // 2} requests)  {'OK' if good else 'MISMATCH'}")
-
-c = [k for k in med if k[0] == 'cerbos' and k[2] == 'load']
-if c:
-    cl, cs = med[c[0]], med.get(('cerbos', c[0][1], 'single'))
-    print("\nRatios and targets (warden vs Cerbos audit on, same run)")
-    for s, m in servers:
-        if s != 'warden' or (s, m, 'load') not in med: continue
-        wl, ws = med[(s, m, 'load')], med.get((s, m, 'single'))
-        ratio = wl['rps'] / cl['rps']
-        print(f"  {name(s, m)}: req/s {wl['rps']:.0f} / {cl['rps']:.0f} = {ratio:.1f}x (target >= 10x: {'MET' if ratio >= 10 else 'MISSED'}); "
-              f"p99 at 16 conns {wl['p99_us']/1000:.3f} ms vs {cl['p99_us']/1000:.3f} ms (target < 2 ms: {'MET' if wl['p99_us'] < 2000 else 'MISSED'}); "
-              + (f"single-client p50 {ws['p50_us']/1000:.3f} ms vs {cs['p50_us']/1000:.3f} ms (target < 0.15 ms: {'MET' if ws['p50_us'] < 150 else 'MISSED'})" if ws and cs else ""))
-print("\nALL OK: every request 200 with the right decisions, decision log complete" if fail == 0 else f"\nFAILURES: {fail}")
+base = med.get(('warden', 'one:2', 'load'))
+cer = med.get(('cerbos', 'on', 'load'))
+ceil = [r for r in runs.get(('nginx', 'ceiling', 'load'), [])]
+print("\nPer shape (load runs; ratios to one:2 and to Cerbos in this run; p99 beside the nginx ceiling measured just before)")
+for m in shapes:
+    w = med.get(('warden', m, 'load'))
+    if not w: continue
+    allr = [r for (s2, m2, _), rs in runs.items() if (s2, m2) == ('warden', m) for r in rs]
+    checks = int(m.split(':')[1])
+    good, badtok = tot(allr, 'good'), tot(allr, 'badtok')
+    lo = checks * good + badtok
+    hi = lo + checks * sum(int(r['conns']) for r in allr)
+    n = rows.get(m, -1)
+    rows_ok = lo <= n <= hi
+    fail += 0 if rows_ok else 1
+    b = nbytes.get(m, 0) / n if n > 0 else 0
+    ng = [float(r['p99_us']) for r in ceil if r['rep'].endswith('-' + m)]
+    parts = [f"{m:<11} req/s {w['rps']:>7.0f}"]
+    if base: parts.append(f"{w['rps']/base['rps']*100:5.1f}% of one:2 (>= 90%: {'MET' if w['rps'] >= 0.9*base['rps'] else 'MISSED'})")
+    if base: parts.append(f"p99 {w['p99_us']/1000:.2f} ms = {w['p99_us']/base['p99_us']:.2f}x one:2 (<= 1.5x: {'MET' if w['p99_us'] <= 1.5*base['p99_us'] else 'MISSED'})")
+    if ng: parts.append(f"nginx p99 {st.median(ng)/1000:.2f} ms")
+    if cer: parts.append(f"{w['rps']/cer['rps']:.1f}x Cerbos (>= 10x: {'MET' if w['rps'] >= 10*cer['rps'] else 'MISSED'})")
+    parts.append(f"{b:.1f} B/decision (<= 48: {'MET' if 0 < b <= 48 else 'MISSED'})")
+    parts.append(f"rows {n} for {good} good x {checks} + {badtok} bad, expected {lo}..{hi}: {'OK' if rows_ok else 'MISMATCH'}")
+    print("  " + "; ".join(parts))
+    ws = med.get(('warden', m, 'single'))
+    if ws: print(f"  {'':<11} single-client p50 {ws['p50_us']/1000:.3f} ms (< 0.15 ms: {'MET' if ws['p50_us'] < 150 else 'MISSED'})")
+print("\nALL OK: every request 200 with the right decisions, decision log exact" if fail == 0 else f"\nFAILURES: {fail}")
 sys.exit(1 if fail else 0)
 PY
