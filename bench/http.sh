@@ -28,7 +28,9 @@
 #      WARDEN_PORT=18080  WARDEN_THREADS (unset: the server default)
 #      CERBOS_BIN (default: ../shared/peers/cerbos/install.sh installs it)  SKIP_CERBOS=1
 #      PEERS=/work/shared/peers   KEEP=1 (keep the temp dir)
-# The invalid-token rate limit is raised for the run (WARDEN_INVALID_TOKENS_PER_MINUTE): the
+# Retention by rows is off for the run (WARDEN_RETENTION_ROWS=0: the one-token account passes
+# a million rows, which retention per principal would prune mid-count). The invalid-token rate
+# limit is raised (WARDEN_INVALID_TOKENS_PER_MINUTE): the
 # bad-token share comes from one address here, and the benchmark measures the check path.
 # Exit 1 on any non-200, wrong decision, socket error or decision-log mismatch.
 set -euo pipefail
@@ -135,7 +137,7 @@ shape_env() {  # name -> the check.lua environment of the shape
 DATA=$WORK/data
 cp -r "$WORK/seed" "$DATA"
 WARDEN_LISTEN=127.0.0.1:$WARDEN_PORT WARDEN_DATA=$DATA WARDEN_POLICIES=$ROOT/policies \
-WARDEN_TOKEN_PEPPER=$PEPPER WARDEN_ADMIN_PASSWORD=bench-admin-password-$$ WARDEN_INVALID_TOKENS_PER_MINUTE=1000000000 \
+WARDEN_TOKEN_PEPPER=$PEPPER WARDEN_ADMIN_PASSWORD=bench-admin-password-$$ WARDEN_INVALID_TOKENS_PER_MINUTE=1000000000 WARDEN_RETENTION_ROWS=0 \
 WARDEN_ACCESS_LOG=$([[ $ACCESS_LOG == on ]] && echo true || echo false) WARDEN_WATCH_POLICIES=false \
   "$WARDEN" serve > "$WORK/warden.log" 2>&1 &
 PID=$!
