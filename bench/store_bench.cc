@@ -67,10 +67,16 @@ class TempStore {
 void BM_MoveDecisions(benchmark::State& state) {
   TempStore t;
   const int64_t per_pass = state.range(0);
+  const int64_t principals = state.range(1);  // requests spread over this many accounts in turn
+  int64_t request = 0;
   for (auto _ : state) {
     state.PauseTiming();
     for (int64_t i = 0; i < per_pass; i += 2) {
       std::vector<DecisionRow> rows = {BenchRow(true), BenchRow(false)};
+      if (principals > 1) {
+        const std::string id = "01JCQ2ZB4T4V0H6N5A5C" + std::to_string(100000 + request++ % principals);
+        for (auto& r : rows) r.principal_id = id;
+      }
       if (!t.store().AppendDecisions(&rows).ok()) std::abort();
     }
     state.ResumeTiming();
@@ -78,7 +84,9 @@ void BM_MoveDecisions(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * per_pass);
 }
-BENCHMARK(BM_MoveDecisions)->Arg(100)->Arg(900)->Arg(4500)->Unit(benchmark::kMicrosecond);
+// Args: rows per pass, principals they come from (1: one token; 1,000: uniform over 1,000).
+BENCHMARK(BM_MoveDecisions)->Args({100, 1})->Args({900, 1})->Args({4500, 1})->Args({900, 1000})->Args({4500, 1000})
+    ->Unit(benchmark::kMicrosecond);
 
 // BM_HistoryPage/D: one page of 50 rows of one account's history (the LOGS tab), D pages
 // deep, from 100,000 rows of that account among 100,000 of nine others (interleaved).
