@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "server/event_server.h"
+
 namespace warden::server {
 
 void Histogram::Observe(double seconds) {
@@ -66,6 +68,13 @@ std::string Metrics::Render(const std::string& revision) const {
   out += "# HELP warden_policy_info The revision of the serving policy snapshot.\n# TYPE warden_policy_info gauge\n";
   out += "warden_policy_info{revision=\"" + revision + "\"} 1\n";
   Counter(&out, "warden_login_failures_total", "Failed logins.", login_failures.load());
+  static_assert(kHttpLimits == kHttpLimitCount);
+  out += "# HELP warden_http_limit_total Times a bound of the HTTP front tripped (deadline, buffer, connection cap, size).\n"
+         "# TYPE warden_http_limit_total counter\n";
+  for (size_t i = 0; i < kHttpLimits; ++i) {
+    out += std::string("warden_http_limit_total{limit=\"") + HttpLimitName(static_cast<HttpLimit>(i)) + "\"} " +
+           std::to_string(http_limits[i].load()) + "\n";
+  }
   return out;
 }
 
