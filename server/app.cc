@@ -202,6 +202,7 @@ StatusOr<int> App::BindTls() {
   const size_t max_target = static_cast<size_t>(config_.max_target_bytes);
   tls_->set_pre_routing_handler([this, max_target](const httplib::Request& req, httplib::Response& res) {
     t_request_start = std::chrono::steady_clock::now();
+    t_tls_path_parked = false;  // whatever an earlier request on this thread left
     if (req.target.size() > max_target) {
       SetRequestId(req, res);
       ++metrics_.http_limits[static_cast<size_t>(HttpLimit::kTargetLength)];

@@ -697,6 +697,7 @@ void EventServer::Queue(Conn& c, const httplib::Request& req, httplib::Response&
                         SteadyClock::time_point start, bool keep_alive) {
   if (res.status < 0) res.status = 500;
   if (hooks_.log) hooks_.log(req, res, std::chrono::duration<double>(SteadyClock::now() - start).count());
+  if (c.Unwritten() == 0) c.last_active = SteadyClock::now();  // a write stall counts from here
   std::string& o = c.out;
   o += "HTTP/1.1 ";
   o += std::to_string(res.status);
