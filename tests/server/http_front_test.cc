@@ -156,7 +156,7 @@ uint64_t LimitCount(const TestServer& server, const std::string& limit) {
 }
 
 // Resident memory of a process in KiB (VmRSS in /proc/PID/status).
-long ResidentKib(pid_t pid) {
+[[maybe_unused]] long ResidentKib(pid_t pid) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(status, line)) {
@@ -455,7 +455,9 @@ TEST_CASE("http front: a client that pipelines and never reads does not hold the
   size_t more = 0;
   for (int i = 0; i < 100; ++i) more += greedy.SendSome(burst);
   CHECK(LimitCount(server, "connection_buffer") == 1);
-  CHECK(ResidentKib(server.pid()) < 128 * 1024);
+#if !defined(__SANITIZE_ADDRESS__)  // ASan's shadow memory and quarantine are resident too
+  CHECK(ResidentKib(server.pid()) < 128 * 1024);  // DESIGN.md section 7, under attack
+#endif
   (void)more;
 }
 
