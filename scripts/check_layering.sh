@@ -15,9 +15,9 @@ check() {  # folder, forbidden include regex, reason
 check common 'engine/|store/|server/' "must not include engine/, store/ or server/"
 check engine 'store/|server/' "must not include store/ or server/"
 check store 'engine/|server/' "must not include engine/ or server/"
-check common 'yaml-cpp/|re2/|sqlite3|httplib' "must not use yaml-cpp, re2, sqlite3 or httplib"
-check engine 'sqlite3|httplib|openssl/' "must not use sqlite3, httplib or OpenSSL directly"
-check store 'yaml-cpp/|re2/|httplib' "must not use yaml-cpp, re2 or httplib"
+check common 'yaml-cpp/|re2/|sqlite3|httplib|llhttp' "must not use yaml-cpp, re2, sqlite3, httplib or llhttp"
+check engine 'sqlite3|httplib|llhttp|openssl/' "must not use sqlite3, httplib, llhttp or OpenSSL directly"
+check store 'yaml-cpp/|re2/|httplib|llhttp' "must not use yaml-cpp, re2, httplib or llhttp"
 check server 'sqlite3|yaml-cpp/|re2/' "must not use sqlite3, yaml-cpp or re2 (those belong to store/ and engine/)"
 if [ $fail = 0 ]; then echo "layering ok"; fi
 exit $fail

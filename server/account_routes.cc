@@ -160,7 +160,7 @@ void App::RegisterAccountRoutes() {
 
   Admin("GET", kAccountPath, [this, find](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
     RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "view"));
-    ASSIGN_OR_RETURN(store::ServiceAccount account, find(caller, req.matches[1]));
+    ASSIGN_OR_RETURN(store::ServiceAccount account, find(caller, caller.params[1]));
     WriteJson(res, 200, AccountJson(account));
     return Status();
   });
@@ -169,7 +169,7 @@ void App::RegisterAccountRoutes() {
     RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "update"));
     ASSIGN_OR_RETURN(nlohmann::json body, ParseJsonObject(req));
     RETURN_IF_ERROR(OnlyKeys(body, {"name", "description", "enabled", "attributes"}));
-    ASSIGN_OR_RETURN(store::ServiceAccount before, find(caller, req.matches[1]));
+    ASSIGN_OR_RETURN(store::ServiceAccount before, find(caller, caller.params[1]));
     store::AccountUpdate update;
     std::string action = "service_account.updated";
     nlohmann::json details = nlohmann::json::object();
@@ -216,7 +216,7 @@ void App::RegisterAccountRoutes() {
 
   Admin("DELETE", kAccountPath, [this, find](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
     RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "delete"));
-    ASSIGN_OR_RETURN(store::ServiceAccount account, find(caller, req.matches[1]));
+    ASSIGN_OR_RETURN(store::ServiceAccount account, find(caller, caller.params[1]));
     store::AuditEntry audit = Audit(caller, "service_account.deleted", "service_account", account.id, account.name,
                                     {{"tokens_deleted", account.token_count}});
     RETURN_IF_ERROR(store_->SoftDeleteAccount(caller.tenant_id, account.id, &audit));
@@ -228,7 +228,7 @@ void App::RegisterAccountRoutes() {
   const std::string permissions_path = std::string(kAccountPath) + "/permissions";
   Admin("GET", permissions_path, [this, find](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
     RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "view"));
-    ASSIGN_OR_RETURN(store::ServiceAccount account, find(caller, req.matches[1]));
+    ASSIGN_OR_RETURN(store::ServiceAccount account, find(caller, caller.params[1]));
     res.set_header("ETag", "\"" + std::to_string(account.policy_version) + "\"");
     if (IsYamlContentType(req.get_header_value("Accept"))) {
       res.status = 200;
@@ -245,7 +245,7 @@ void App::RegisterAccountRoutes() {
 
   Admin("PUT", permissions_path, [this, find, check_policy](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
     RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "update"));
-    ASSIGN_OR_RETURN(store::ServiceAccount account, find(caller, req.matches[1]));
+    ASSIGN_OR_RETURN(store::ServiceAccount account, find(caller, caller.params[1]));
     const std::string content_type = req.get_header_value("Content-Type");
     const bool from_yaml = IsYamlContentType(content_type);
     // The document as sent, and whether it names its provenance (a YAML copiedFrom key, a JSON
@@ -316,7 +316,7 @@ void App::RegisterAccountRoutes() {
 
   Admin("GET", permissions_path + "/versions", [this, find](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
     RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "view"));
-    ASSIGN_OR_RETURN(store::ServiceAccount account, find(caller, req.matches[1]));
+    ASSIGN_OR_RETURN(store::ServiceAccount account, find(caller, caller.params[1]));
     ASSIGN_OR_RETURN(auto versions, store_->ListPolicyVersions(caller.tenant_id, account.id));
     nlohmann::json items = nlohmann::json::array();
     for (const auto& v : versions) items.push_back(PolicyVersionJson(v));
@@ -327,7 +327,7 @@ void App::RegisterAccountRoutes() {
   const std::string tokens_path = std::string(kAccountPath) + "/tokens";
   Admin("GET", tokens_path, [this, find](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
     RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "view"));
-    ASSIGN_OR_RETURN(store::ServiceAccount account, find(caller, req.matches[1]));
+    ASSIGN_OR_RETURN(store::ServiceAccount account, find(caller, caller.params[1]));
     ASSIGN_OR_RETURN(auto tokens, store_->ListTokens(caller.tenant_id, account.id));
     nlohmann::json items = nlohmann::json::array();
     for (const auto& t : tokens) items.push_back(TokenJson(t));
@@ -339,7 +339,7 @@ void App::RegisterAccountRoutes() {
     RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "update"));
     ASSIGN_OR_RETURN(nlohmann::json body, ParseJsonObject(req));
     RETURN_IF_ERROR(OnlyKeys(body, {"name", "expires_at"}));
-    ASSIGN_OR_RETURN(store::ServiceAccount account, find(caller, req.matches[1]));
+    ASSIGN_OR_RETURN(store::ServiceAccount account, find(caller, caller.params[1]));
     RETURN_IF_ERROR(check_account(caller, account));
     store::ApiTokenRecord record;
     ASSIGN_OR_RETURN(record.name, RequiredString(body, "name"));
@@ -375,8 +375,8 @@ void App::RegisterAccountRoutes() {
 
   Admin("DELETE", tokens_path + R"(/([A-Za-z0-9]+))", [this, find](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
     RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "update"));
-    ASSIGN_OR_RETURN(store::ServiceAccount account, find(caller, req.matches[1]));
-    const std::string token_id = req.matches[2];
+    ASSIGN_OR_RETURN(store::ServiceAccount account, find(caller, caller.params[1]));
+    const std::string token_id = caller.params[2];
     store::AuditEntry audit = Audit(caller, "token.deleted", "service_account", account.id, account.name,
                                     {{"token_id", token_id}});
     RETURN_IF_ERROR(store_->DeleteToken(caller.tenant_id, account.id, token_id, &audit));
@@ -395,8 +395,8 @@ void App::RegisterAccountRoutes() {
   });
 
   Admin("GET", R"(/v1/roles/([A-Za-z0-9_.\-]+))", [](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
-    auto role = caller.snapshot->RoleJson(std::string(req.matches[1]));
-    if (!role) return NotFoundError("no role '" + std::string(req.matches[1]) + "'");
+    auto role = caller.snapshot->RoleJson(std::string(caller.params[1]));
+    if (!role) return NotFoundError("no role '" + std::string(caller.params[1]) + "'");
     WriteJson(res, 200, *role);
     return Status();
   });

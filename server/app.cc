@@ -24,6 +24,9 @@ constexpr char kCsrfHeader[] = "X-CSRF-Token";
 constexpr int kPruneBatch = 1000;
 
 thread_local std::chrono::steady_clock::time_point t_request_start;  // the TLS front
+// The TLS front's path of a request with a body while httplib reads the body (BindTls).
+thread_local std::string t_tls_path;
+thread_local bool t_tls_path_parked = false;
 // Access-log lines of the event loop's current pass, written with one write() per pass.
 thread_local std::string t_access_log;
 thread_local bool t_buffer_access_log = false;
@@ -46,8 +49,8 @@ std::string CookieValue(const httplib::Request& req, const std::string& name) {
 // (411, 413, 431, 505, ...). Both fronts use it so their errors read the same.
 void WriteProtocolError(httplib::Response& res, int status, const std::string& message) {
   static const std::map<int, std::string> codes = {
-      {404, "not_found"}, {405, "method_not_allowed"}, {411, "length_required"},
-      {413, "payload_too_large"}, {431, "headers_too_large"}, {500, "internal"}};
+      {404, "not_found"}, {405, "method_not_allowed"}, {408, "request_timeout"}, {411, "length_required"},
+      {413, "payload_too_large"}, {414, "uri_too_long"}, {431, "headers_too_large"}, {500, "internal"}};
   auto it = codes.find(status);
   WriteError(res, status, it == codes.end() ? "invalid_argument" : it->second, message,
              status == 413 ? "body" : "");
@@ -167,7 +170,8 @@ Status App::Init(std::string* admin_password_out) {
 }
 
 StatusOr<int> App::Bind() {
-  // The hot path first, so the router tries one regex before it.
+  // The hot path first, so the router tries it first (under TLS; the event loop answers it
+  // without the router).
   Route("POST", "/v1/check", [this](const httplib::Request& req, httplib::Response& res) { HandleCheck(req, res); });
   RegisterAuthRoutes();
   RegisterAccountRoutes();
@@ -183,6 +187,13 @@ StatusOr<int> App::Bind() {
     options.port = config_.Port();
     options.max_body = static_cast<size_t>(config_.payload_limit);
     options.workers = std::clamp(config_.threads, 2, 16);
+    options.header_timeout_ms = static_cast<int>(config_.header_timeout_ms);
+    options.request_timeout_ms = static_cast<int>(config_.request_timeout_ms);
+    options.idle_timeout_ms = static_cast<int>(config_.idle_timeout_ms);
+    options.max_connections = static_cast<size_t>(config_.max_connections);
+    options.max_target_bytes = static_cast<size_t>(config_.max_target_bytes);
+    options.connection_buffer_bytes = static_cast<size_t>(config_.connection_buffer_bytes);
+    options.total_buffer_bytes = static_cast<size_t>(config_.total_buffer_bytes);
     EventServer::Hooks hooks;
     hooks.is_inline = [](const httplib::Request& req) { return req.path == "/v1/check" && req.method == "POST"; };
     hooks.handle_inline = [this](httplib::Request& req, httplib::Response& res) { DecideInline(req, res); };
@@ -199,6 +210,7 @@ StatusOr<int> App::Bind() {
     };
     hooks.notice = [](const std::string& message) { std::fprintf(stderr, "warden: %s\n", message.c_str()); };
     hooks.error = WriteProtocolError;
+    hooks.limit = [this](HttpLimit limit) { ++metrics_.http_limits[static_cast<size_t>(limit)]; };
     front_ = std::make_unique<EventServer>(options, std::move(hooks));
     port = front_->Bind();
   }
@@ -219,11 +231,43 @@ StatusOr<int> App::BindTls() {
   tls_->set_read_timeout(30);
   tls_->set_payload_max_length(static_cast<size_t>(config_.payload_limit));
 
-  tls_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+  // Requests are routed through the same table as the event loop's, never by httplib's own
+  // router, which runs std::regex over the path. A request without a body is answered here,
+  // before routing. httplib reads a body only after this handler, so a request with one has
+  // its path parked (same thread, until the handler or the logger) and replaced by "/", whose
+  // only routes, below, put it back and dispatch. The Request is httplib's non-const object.
+  const size_t max_target = static_cast<size_t>(config_.max_target_bytes);
+  tls_->set_pre_routing_handler([this, max_target](const httplib::Request& req, httplib::Response& res) {
     t_request_start = std::chrono::steady_clock::now();
-    SetRequestId(req, res);
-    return httplib::Server::HandlerResponse::Unhandled;
+    t_tls_path_parked = false;  // whatever an earlier request on this thread left
+    if (req.target.size() > max_target) {
+      SetRequestId(req, res);
+      ++metrics_.http_limits[static_cast<size_t>(HttpLimit::kTargetLength)];
+      WriteProtocolError(res, 414, "the request target is longer than the limit");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (req.method == "POST" || req.method == "PUT" || req.method == "PATCH" || req.method == "DELETE") {
+      t_tls_path = std::move(const_cast<httplib::Request&>(req).path);
+      t_tls_path_parked = true;
+      const_cast<httplib::Request&>(req).path = "/";
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    Dispatch(req, res);
+    return httplib::Server::HandlerResponse::Handled;
   });
+  auto unpark = [](const httplib::Request& req) {
+    if (!t_tls_path_parked) return;
+    t_tls_path_parked = false;
+    const_cast<httplib::Request&>(req).path = std::move(t_tls_path);
+  };
+  auto with_body = [this, unpark](const httplib::Request& req, httplib::Response& res) {
+    unpark(req);
+    Dispatch(req, res);
+  };
+  tls_->Post("/", with_body);
+  tls_->Put("/", with_body);
+  tls_->Patch("/", with_body);
+  tls_->Delete("/", with_body);
   tls_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
     switch (res.status) {
@@ -236,17 +280,11 @@ StatusOr<int> App::BindTls() {
   tls_->set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
     WriteError(res, 500, "internal", "internal error");
   });
-  tls_->set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+  tls_->set_logger([this, unpark](const httplib::Request& req, const httplib::Response& res) {
+    unpark(req);  // the body was refused (say, a 413) before the handler ran
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_request_start).count();
     LogRequest(req, res, secs, res.get_header_value("X-Request-Id"));
   });
-  for (const RouteEntry& r : routes_) {
-    if (r.method == "GET") tls_->Get(r.pattern, r.handler);
-    else if (r.method == "POST") tls_->Post(r.pattern, r.handler);
-    else if (r.method == "PUT") tls_->Put(r.pattern, r.handler);
-    else if (r.method == "PATCH") tls_->Patch(r.pattern, r.handler);
-    else if (r.method == "DELETE") tls_->Delete(r.pattern, r.handler);
-  }
   int port = config_.Port();
   if (port == 0) {
     port = tls_->bind_to_any_port(config_.Host());
@@ -258,18 +296,18 @@ StatusOr<int> App::BindTls() {
 }
 
 void App::Route(const std::string& method, const std::string& pattern, httplib::Server::Handler handler) {
-  routes_.push_back(RouteEntry{method, pattern, std::regex(pattern), std::move(handler)});
+  router_.Add(method, pattern, [handler = std::move(handler)](const httplib::Request& req, httplib::Response& res,
+                                                              const Router::Captures&) { handler(req, res); });
 }
 
-void App::Dispatch(httplib::Request& req, httplib::Response& res) {
+void App::Dispatch(const httplib::Request& req, httplib::Response& res) {
   SetRequestId(req, res);
   try {
-    for (const RouteEntry& r : routes_) {
-      if (r.method == req.method && std::regex_match(req.path, req.matches, r.regex)) {
-        r.handler(req, res);
-        if (res.status < 0) res.status = 200;
-        return;
-      }
+    Router::Captures captures;
+    if (const Router::Handler* handler = router_.Find(req.method, req.path, &captures)) {
+      (*handler)(req, res, captures);
+      if (res.status < 0) res.status = 200;
+      return;
     }
     WriteProtocolError(res, 404, NoSuchEndpoint(req));
   } catch (...) {
@@ -285,10 +323,22 @@ void App::SetRequestId(const httplib::Request& req, httplib::Response& res) {
 
 namespace {
 
-// `text` cut to `max` bytes, or "-" when empty.
+// `text` cut to `max` bytes, or "-" when empty. Bytes that are not printable ASCII (controls,
+// DEL, bytes >= 0x80) are written as \xNN and a backslash as \\, so that a decoded path
+// ("%0a") cannot end the line and forge another.
 void AppendField(std::string* out, std::string_view text, size_t max) {
+  static constexpr char kHex[] = "0123456789abcdef";
   if (text.empty()) out->push_back('-');
-  else out->append(text.substr(0, max));
+  for (unsigned char ch : text.substr(0, max)) {
+    if (ch == '\\') {
+      out->append("\\\\");
+    } else if (ch < 0x20 || ch >= 0x7f) {
+      const char escaped[] = {'\\', 'x', kHex[ch >> 4], kHex[ch & 0xf]};
+      out->append(escaped, sizeof escaped);
+    } else {
+      out->push_back(static_cast<char>(ch));
+    }
+  }
 }
 
 void AppendInt(std::string* out, int64_t v) {
@@ -334,7 +384,7 @@ void App::LogRequest(const httplib::Request& req, const httplib::Response& res, 
   line.push_back(static_cast<char>('0' + micros % 100 / 10));
   line.push_back(static_cast<char>('0' + micros % 10));
   line += "ms rid=";
-  line.append(std::string_view(request_id).substr(0, 128));
+  if (!request_id.empty()) AppendField(&line, request_id, 128);
   line.push_back('\n');
   if (t_buffer_access_log) {
     t_access_log += line;
@@ -421,9 +471,11 @@ nlohmann::json App::PolicyStatusJson() const {
 
 void App::Admin(const std::string& method, const std::string& pattern, AdminHandler handler) {
   const bool changes_state = method != "GET";
-  auto wrapped = [this, handler, changes_state](const httplib::Request& req, httplib::Response& res) {
+  auto wrapped = [this, handler, changes_state](const httplib::Request& req, httplib::Response& res,
+                                               const Router::Captures& captures) {
     StatusOr<Caller> caller = Authenticate(req);
     if (!caller.ok()) return WriteError(res, caller.status());
+    caller->params = captures;
     if (changes_state && caller->via_cookie &&
         !ConstantTimeEquals(req.get_header_value(kCsrfHeader), caller->csrf_token)) {
       return WriteError(res, PermissionDeniedError(std::string("state-changing requests authenticated by cookie need the ") +
@@ -442,7 +494,7 @@ void App::Admin(const std::string& method, const std::string& pattern, AdminHand
       WriteJson(res, res.status, body);
     }
   };
-  Route(method, pattern, std::move(wrapped));
+  router_.Add(method, pattern, std::move(wrapped));
 }
 
 StatusOr<Caller> App::Authenticate(const httplib::Request& req) {

@@ -18,7 +18,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <regex>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -33,6 +32,7 @@
 #include "server/event_server.h"
 #include "server/metrics.h"
 #include "server/policy_manager.h"
+#include "server/router.h"
 #include "server/token_verifier.h"
 #include "store/store.h"
 
@@ -41,7 +41,7 @@ namespace warden::server {
 // User session tokens: "wds_" + 43 base62 chars, distinct from API tokens.
 inline constexpr char kSessionPrefix[] = "wds_";
 
-// Who is calling an admin endpoint, and what they may do.
+// Who is calling an admin endpoint, and what they may do; and what its route captured.
 struct Caller {
   engine::Principal principal;
   std::string tenant_id;
@@ -55,6 +55,7 @@ struct Caller {
   // Set by App::RequireNoEscalation when it refuses: what the caller lacks (the error body's
   // "missing" list).
   std::vector<engine::Escalation> escalations;
+  Router::Captures params;  // of the route's pattern: params[1] is the first "([...]+)" segment
 };
 
 // The policies of a user's roles (unknown roles grant nothing) and the user as a principal.
@@ -106,7 +107,7 @@ class App {
 
  private:
   // Routes. Route() adds one to the table both HTTP fronts serve (the event loop for plain
-  // HTTP, httplib's SSLServer under TLS); patterns are regexes matched against the whole path.
+  // HTTP, httplib's SSLServer under TLS); patterns are those of Router.
   void Route(const std::string& method, const std::string& pattern, httplib::Server::Handler handler);
   void RegisterAuthRoutes();
   void RegisterAccountRoutes();
@@ -115,7 +116,7 @@ class App {
 
   // A handler of an admin route: runs after authentication and CSRF checks.
   using AdminHandler = std::function<Status(const httplib::Request&, httplib::Response&, Caller&)>;
-  // Registers `handler` for METHOD + regex; authenticates, checks CSRF for state changes,
+  // Registers `handler` for METHOD + pattern; authenticates, checks CSRF for state changes,
   // and turns a non-OK Status into the JSON error.
   void Admin(const std::string& method, const std::string& pattern, AdminHandler handler);
 
@@ -148,9 +149,9 @@ class App {
                           std::string target_id, std::string target_name,
                           nlohmann::json details = nlohmann::json::object()) const;
 
-  // The plain-HTTP front's handler of every route but the check: sets X-Request-Id, finds
-  // the route (filling req.matches) and answers 404 when there is none.
-  void Dispatch(httplib::Request& req, httplib::Response& res);
+  // Both fronts' handler of every route (on the plain-HTTP front, all but the inline check):
+  // sets X-Request-Id, finds the route and answers 404 when there is none.
+  void Dispatch(const httplib::Request& req, httplib::Response& res);
   // X-Request-Id of the answer: the caller's (when 1-128 chars) or a new ULID.
   void SetRequestId(const httplib::Request& req, httplib::Response& res);
   void LogRequest(const httplib::Request& req, const httplib::Response& res, double seconds,
@@ -185,13 +186,7 @@ class App {
   std::unique_ptr<DecisionLogger> logger_;
   RateLimiter limiter_;                // failed logins
   RateLimiter invalid_token_limiter_;  // check requests with an invalid token
-  struct RouteEntry {
-    std::string method;
-    std::string pattern;
-    std::regex regex;
-    httplib::Server::Handler handler;
-  };
-  std::vector<RouteEntry> routes_;  // written before serving, then read-only
+  Router router_;  // written before serving, then read-only
   std::unique_ptr<EventServer> front_;  // plain HTTP
   std::unique_ptr<httplib::Server> tls_;  // HTTPS
   // The event loop's current batch (loop thread only).

@@ -175,7 +175,7 @@ void App::RegisterAuthRoutes() {
   const std::string user_path = R"(/v1/users/([A-Za-z0-9_.@+\-]+))";
   Admin("GET", user_path, [this](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
     RETURN_IF_ERROR(Authorize(caller, "user", "view"));
-    ASSIGN_OR_RETURN(store::User user, store_->GetUser(caller.tenant_id, req.matches[1]));
+    ASSIGN_OR_RETURN(store::User user, store_->GetUser(caller.tenant_id, caller.params[1]));
     WriteJson(res, 200, UserJson(user));
     return Status();
   });
@@ -184,7 +184,7 @@ void App::RegisterAuthRoutes() {
     RETURN_IF_ERROR(Authorize(caller, "user", "update"));
     ASSIGN_OR_RETURN(nlohmann::json body, ParseJsonObject(req));
     RETURN_IF_ERROR(OnlyKeys(body, {"email", "name", "role", "roles", "password", "enabled", "attributes"}));
-    const std::string id = req.matches[1];
+    const std::string id = caller.params[1];
     std::lock_guard<std::mutex> lock(users_mu_);
     ASSIGN_OR_RETURN(store::User before, store_->GetUser(caller.tenant_id, id));
     const bool self = id == caller.principal.id;
@@ -256,7 +256,7 @@ void App::RegisterAuthRoutes() {
 
   Admin("DELETE", user_path, [this](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
     RETURN_IF_ERROR(Authorize(caller, "user", "delete"));
-    const std::string id = req.matches[1];
+    const std::string id = caller.params[1];
     if (id == caller.principal.id) return FailedPreconditionError("you cannot delete yourself");
     std::lock_guard<std::mutex> lock(users_mu_);
     ASSIGN_OR_RETURN(store::User user, store_->GetUser(caller.tenant_id, id));

@@ -469,7 +469,7 @@ void App::RegisterCheckRoutes() {
   Admin("GET", R"(/v1/service-accounts/([A-Za-z0-9_.\-]+)/logs)",
         [this, query_from](const httplib::Request& req, httplib::Response& res, Caller& caller) -> Status {
     RETURN_IF_ERROR(Authorize(caller, "serviceaccount", "view"));
-    const std::string key = req.matches[1];
+    const std::string key = caller.params[1];
     // A deleted account's history stays readable by its id.
     auto account = store_->GetAccount(caller.tenant_id, key, /*include_deleted=*/true);
     if (!account.ok() && account.status().code() == StatusCode::kNotFound) {

@@ -33,6 +33,15 @@ struct Config {
   int invalid_tokens_per_minute = 600;      // check requests with an invalid token, per client address; then 429
   bool watch_policies = true;               // reload when a file under policies_dir changes
   bool access_log = true;                   // one line per request on stderr
+  // Bounds of the plain-HTTP front (server/event_server.h), each counted in /metrics as
+  // warden_http_limit_total{limit=...} when it trips.
+  int64_t header_timeout_ms = 10'000;       // first byte of a request to the end of its headers (408)
+  int64_t request_timeout_ms = 30'000;      // first byte of a request to its last byte (408)
+  int64_t idle_timeout_ms = 30'000;         // keep-alive connection idle, or its answers unread
+  int64_t max_connections = 10'000;         // at the cap the longest-idle one closes, else the new one
+  int64_t max_target_bytes = 8 * 1024;      // request target (414)
+  int64_t connection_buffer_bytes = 1 << 20;  // unread answers of one connection before it is not read
+  int64_t total_buffer_bytes = 64 << 20;    // buffered bytes of all connections before none is read
 
   std::string Host() const;
   int Port() const;
@@ -44,7 +53,10 @@ Status ApplyConfigFile(const std::string& path, Config* config);
 // Applies WARDEN_* variables from `env` (WARDEN_LISTEN, WARDEN_DATA, WARDEN_POLICIES,
 // WARDEN_TOKEN_PREFIX, WARDEN_THREADS, WARDEN_PAYLOAD_LIMIT, WARDEN_TLS_CERT, WARDEN_TLS_KEY,
 // WARDEN_TOKEN_PEPPER, WARDEN_ADMIN_EMAIL, WARDEN_ADMIN_PASSWORD, WARDEN_SESSION_TTL,
-// WARDEN_RETENTION_DAYS, WARDEN_RETENTION_ROWS, WARDEN_RETENTION_UNAUTHENTICATED_ROWS, WARDEN_ACCESS_LOG, WARDEN_INVALID_TOKENS_PER_MINUTE, WARDEN_DECISION_EXPORT, WARDEN_DECISION_EXPORT_MAX_BYTES).
+// WARDEN_RETENTION_DAYS, WARDEN_RETENTION_ROWS, WARDEN_RETENTION_UNAUTHENTICATED_ROWS, WARDEN_ACCESS_LOG,
+// WARDEN_INVALID_TOKENS_PER_MINUTE, WARDEN_DECISION_EXPORT, WARDEN_DECISION_EXPORT_MAX_BYTES,
+// WARDEN_HEADER_TIMEOUT_MS, WARDEN_REQUEST_TIMEOUT_MS, WARDEN_IDLE_TIMEOUT_MS, WARDEN_MAX_CONNECTIONS,
+// WARDEN_MAX_TARGET_BYTES, WARDEN_CONNECTION_BUFFER_BYTES, WARDEN_TOTAL_BUFFER_BYTES).
 Status ApplyEnvironment(const std::map<std::string, std::string>& env, Config* config);
 std::map<std::string, std::string> ProcessEnvironment();
 // Checks ranges and formats (listen address, prefix, thread count, TLS pair).

@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <llhttp.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -37,9 +39,11 @@ const char* ReasonPhrase(int status) {
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
     case 409: return "Conflict";
     case 411: return "Length Required";
     case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
     case 415: return "Unsupported Media Type";
     case 422: return "Unprocessable Content";
     case 429: return "Too Many Requests";
@@ -49,10 +53,6 @@ const char* ReasonPhrase(int status) {
     case 505: return "HTTP Version Not Supported";
     default: return "Unknown";
   }
-}
-
-bool IsTokenChar(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
 }
 
 std::string_view Trim(std::string_view s) {
@@ -83,6 +83,26 @@ bool ListsToken(std::string_view value, std::string_view token) {
   return false;
 }
 
+bool StartsWithIgnoreCase(std::string_view s, std::string_view lower_prefix) {
+  return s.size() >= lower_prefix.size() && EqualsIgnoreCase(s.substr(0, lower_prefix.size()), lower_prefix);
+}
+
+// The path and query of a request target: origin-form ("/p?q") as it is; absolute-form
+// ("http://host/p?q", which RFC 9112 section 3.2.2 says a server MUST accept) without its
+// scheme and authority. Empty when the target is neither (asterisk- or authority-form).
+std::string_view OriginForm(std::string_view target) {
+  if (!target.empty() && target.front() == '/') return target;
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (!StartsWithIgnoreCase(target, scheme)) continue;
+    std::string_view rest = target.substr(scheme.size());
+    const size_t path = rest.find_first_of("/?");
+    if (path == 0) return {};  // no authority
+    if (path == std::string_view::npos) return "/";
+    return rest[path] == '/' ? rest.substr(path) : std::string_view();  // "http://h?q" has no path
+  }
+  return {};
+}
+
 std::string AddressString(const sockaddr_storage& addr, int* port) {
   char buf[INET6_ADDRSTRLEN] = {0};
   if (addr.ss_family == AF_INET) {
@@ -99,24 +119,192 @@ std::string AddressString(const sockaddr_storage& addr, int* port) {
 
 }  // namespace
 
+const char* HttpLimitName(HttpLimit limit) {
+  switch (limit) {
+    case HttpLimit::kHeaderDeadline: return "header_deadline";
+    case HttpLimit::kRequestDeadline: return "request_deadline";
+    case HttpLimit::kIdleTimeout: return "idle_timeout";
+    case HttpLimit::kConnectionBuffer: return "connection_buffer";
+    case HttpLimit::kTotalBuffer: return "total_buffer";
+    case HttpLimit::kConnections: return "connections";
+    case HttpLimit::kTargetLength: return "target_length";
+    case HttpLimit::kHeaderSize: return "header_size";
+    case HttpLimit::kBodySize: return "body_size";
+  }
+  return "unknown";
+}
+
+// One connection's parse of the request it is reading, as offsets into Conn::in (which is
+// only cut at request boundaries, so offsets stay valid while it grows).
+struct Span {
+  size_t off = 0;
+  size_t len = 0;
+  std::string_view In(const std::string& in) const { return std::string_view(in).substr(off, len); }
+};
+struct Field {
+  Span name, value;
+};
+
 struct EventServer::Conn {
   uint64_t id = 0;
   int fd = -1;
   std::string remote_addr;
   int remote_port = -1;
   std::string in;             // received bytes not yet consumed by a request
-  size_t scanned = 0;         // prefix of `in` known not to hold the end of the headers
+  size_t parsed = 0;          // prefix of `in` already given to the parser
   std::string out;            // answer bytes not yet written
   size_t out_off = 0;
+  size_t accounted = 0;       // what this connection adds to total_buffered_
   uint32_t interest = 0;      // the epoll events registered
   bool waiting = false;       // a request of this connection is being answered
   bool close_after = false;   // close once `out` is written
   bool peer_closed = false;   // the peer will send nothing more
-  bool continue_sent = false; // "100 Continue" sent for the request at the head of `in`
+  bool continue_sent = false; // "100 Continue" sent for the request being read
   bool lingering = false;     // answered and shut down for writing; reading what the peer
                               // still sends (say, the rest of a 413 body) so that our answer
                               // is not lost to a reset
-  SteadyClock::time_point last_active;
+  bool paused_out = false;    // not read: its unwritten answers are over the bound
+  bool paused_total = false;  // not read: all connections' buffers are over the bound
+  SteadyClock::time_point request_start;  // first byte of the request being read
+  SteadyClock::time_point idle_since;     // last answer written (or accepted)
+  SteadyClock::time_point last_active;    // last read or write progress
+
+  // The parse of the request being read (llhttp's callbacks fill it).
+  llhttp_t parser;
+  const EventServer* server = nullptr;
+  Span url;
+  std::vector<Field> fields;  // capacity kept across requests
+  bool in_value = false;      // the last callback was a header value
+  Span body;
+  bool headers_done = false;
+  bool keep_alive = false;
+  bool expect_continue = false;
+  int error_status = 0;       // set by a callback that refused the request
+  const char* error_message = nullptr;
+
+  size_t Unwritten() const { return out.size() - out_off; }
+  // Bytes of a request have arrived and it is not complete yet (or not yet looked at).
+  bool Reading() const { return !in.empty(); }
+};
+
+// llhttp's callbacks. They record where the parts of the request are in Conn::in and refuse
+// what RFC 9112 says to reject and llhttp lets through; the request itself is built once it
+// is complete (EventServer::Start).
+struct Parsing {
+  using Conn = EventServer::Conn;
+  static Conn& Of(llhttp_t* p) { return *static_cast<Conn*>(p->data); }
+  static size_t Offset(const Conn& c, const char* at) { return static_cast<size_t>(at - c.in.data()); }
+  // A callback's refusal; Process answers it with `status`.
+  static int Refuse(Conn& c, int status, const char* message) {
+    c.error_status = status;
+    c.error_message = message;
+    return HPE_USER;
+  }
+  static int WithinHeaderLimit(Conn& c, const char* end) {
+    return Offset(c, end) > kMaxHeaderBytes ? Refuse(c, 431, "the request headers are larger than 16 KiB") : 0;
+  }
+
+  static int OnMessageBegin(llhttp_t* p) {
+    Conn& c = Of(p);
+    c.url = {};
+    c.fields.clear();
+    c.in_value = false;
+    c.body = {};
+    c.headers_done = false;
+    c.expect_continue = false;
+    return 0;
+  }
+  static int OnUrl(llhttp_t* p, const char* at, size_t n) {
+    Conn& c = Of(p);
+    if (c.url.len == 0) c.url.off = Offset(c, at);
+    c.url.len += n;
+    if (c.url.len > c.server->options_.max_target_bytes) return Refuse(c, 414, "the request target is longer than the limit");
+    return WithinHeaderLimit(c, at + n);
+  }
+  static int OnHeaderField(llhttp_t* p, const char* at, size_t n) {
+    Conn& c = Of(p);
+    if (c.fields.empty() || c.in_value) {
+      c.fields.push_back(Field{{Offset(c, at), 0}, {Offset(c, at), 0}});
+      c.in_value = false;
+    }
+    c.fields.back().name.len += n;
+    return WithinHeaderLimit(c, at + n);
+  }
+  static int OnHeaderFieldComplete(llhttp_t* p) {
+    Conn& c = Of(p);
+    c.in_value = true;
+    const std::string_view name = c.fields.back().name.In(c.in);
+    if (!name.empty() && (name.back() == ' ' || name.back() == '\t')) {
+      return Refuse(c, 400, "whitespace between a header name and its colon");
+    }
+    return 0;
+  }
+  static int OnHeaderValue(llhttp_t* p, const char* at, size_t n) {
+    Conn& c = Of(p);
+    if (n == 0) return 0;  // an empty value, reported at the start of the next line
+    // llhttp passes an obs-fold continuation line on as more of the value; RFC 9112 section
+    // 5.2 lets a server refuse it. A piece that starts a line (after optional whitespace) is one.
+    const char* q = at;
+    while (q > c.in.data() && (q[-1] == ' ' || q[-1] == '\t')) --q;
+    if (q > c.in.data() && q[-1] == '\n') return Refuse(c, 400, "obsolete line folding in a header");
+    Field& f = c.fields.back();
+    if (f.value.len == 0) f.value.off = Offset(c, at);
+    f.value.len = Offset(c, at + n) - f.value.off;
+    return WithinHeaderLimit(c, at + n);
+  }
+  static int OnHeadersComplete(llhttp_t* p) {
+    Conn& c = Of(p);
+    const EventServer::Options& options = c.server->options_;
+    c.headers_done = true;
+    if (p->http_major != 1) return Refuse(c, 505, "only HTTP/1.0 and HTTP/1.1 are served");
+    if (OriginForm(c.url.In(c.in)).empty()) return Refuse(c, 400, "malformed request target");
+    if ((p->flags & F_TRANSFER_ENCODING) && !(p->flags & F_CHUNKED)) {
+      // RFC 9112 section 6.3: a request body whose length cannot be determined gets a 400.
+      return Refuse(c, 400, "a Transfer-Encoding must end with chunked");
+    }
+    if (p->flags & F_CHUNKED) return Refuse(c, 411, "chunked request bodies are not supported: send Content-Length");
+    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > options.max_body) {
+      return Refuse(c, 413, "the request body is larger than the payload limit");
+    }
+    int hosts = 0;
+    for (const Field& f : c.fields) {
+      const std::string_view name = f.name.In(c.in);
+      if (EqualsIgnoreCase(name, "host")) ++hosts;
+      else if (EqualsIgnoreCase(name, "expect")) c.expect_continue = ListsToken(f.value.In(c.in), "100-continue");
+    }
+    if (hosts > 1) return Refuse(c, 400, "more than one Host header");
+    if (hosts == 0 && p->http_minor == 1) return Refuse(c, 400, "an HTTP/1.1 request needs a Host header");
+    c.expect_continue = c.expect_continue && p->http_minor == 1;
+    c.keep_alive = llhttp_should_keep_alive(p) != 0;
+    p->upgrade = 0;  // Upgrade is not served: the connection stays HTTP/1.1
+    return 0;
+  }
+  static int OnBody(llhttp_t* p, const char* at, size_t n) {
+    Conn& c = Of(p);
+    if (c.body.len == 0) c.body.off = Offset(c, at);
+    c.body.len = Offset(c, at + n) - c.body.off;
+    return 0;
+  }
+  // One request at a time: the parser stops after each, so that the next one is read only
+  // once this one is answered (answers leave in order; a pipelining client is held back).
+  static int OnMessageComplete(llhttp_t*) { return HPE_PAUSED; }
+
+  static const llhttp_settings_t& Settings() {
+    static const llhttp_settings_t settings = [] {
+      llhttp_settings_t s;
+      llhttp_settings_init(&s);
+      s.on_message_begin = OnMessageBegin;
+      s.on_url = OnUrl;
+      s.on_header_field = OnHeaderField;
+      s.on_header_field_complete = OnHeaderFieldComplete;
+      s.on_header_value = OnHeaderValue;
+      s.on_headers_complete = OnHeadersComplete;
+      s.on_body = OnBody;
+      s.on_message_complete = OnMessageComplete;
+      return s;
+    }();
+    return settings;
+  }
 };
 
 struct EventServer::Inflight {
@@ -127,7 +315,12 @@ struct EventServer::Inflight {
   bool keep_alive;
 };
 
-EventServer::EventServer(Options options, Hooks hooks) : options_(std::move(options)), hooks_(std::move(hooks)) {}
+EventServer::EventServer(Options options, Hooks hooks) : options_(std::move(options)), hooks_(std::move(hooks)) {
+  // Deadlines are checked by a scan of every connection: often enough to hold each one to a
+  // tenth of itself, and at most once per 10 ms.
+  const int shortest = std::min({options_.header_timeout_ms, options_.request_timeout_ms, options_.idle_timeout_ms});
+  scan_interval_ = std::chrono::milliseconds(std::clamp(shortest / 10, 10, 1000));
+}
 
 EventServer::~EventServer() {
   Stop();
@@ -199,9 +392,9 @@ void EventServer::Serve() {
   for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
   constexpr int kMaxEvents = 256;
   epoll_event events[kMaxEvents];
-  auto last_idle_scan = SteadyClock::now();
+  auto last_scan = SteadyClock::now();
   while (!stopping_.load()) {
-    int timeout_ms = ready_.empty() ? 1000 : 0;
+    int timeout_ms = ready_.empty() ? static_cast<int>(scan_interval_.count()) : 0;
     if (accept_paused_) {
       const auto left = std::chrono::ceil<std::chrono::milliseconds>(accept_resume_at_ - SteadyClock::now()).count();
       timeout_ms = std::clamp(static_cast<int>(left), 0, timeout_ms);
@@ -244,13 +437,14 @@ void EventServer::Serve() {
       Settle(*it->second);
     }
     RunBatch();
+    auto now = SteadyClock::now();
+    if (now - last_scan >= scan_interval_) {
+      last_scan = now;
+      CheckTimers();
+    }
+    ResumePaused();
     if (hooks_.end_pass) hooks_.end_pass();
     ResumeAcceptingIfDue();
-    auto now = SteadyClock::now();
-    if (now - last_idle_scan >= std::chrono::seconds(1)) {
-      last_idle_scan = now;
-      CloseIdle();
-    }
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -278,8 +472,11 @@ void EventServer::Accept() {
       if (hooks_.notice) hooks_.notice("accepting new connections again");
     }
     if (conns_.size() >= options_.max_connections) {
-      ::close(fd);
-      continue;
+      Trip(HttpLimit::kConnections);
+      if (!MakeRoom()) {
+        ::close(fd);
+        continue;
+      }
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -287,8 +484,11 @@ void EventServer::Accept() {
     c->id = next_id_++;
     c->fd = fd;
     c->remote_addr = AddressString(addr, &c->remote_port);
-    c->last_active = SteadyClock::now();
+    c->last_active = c->idle_since = SteadyClock::now();
     c->interest = EPOLLIN;
+    c->server = this;
+    llhttp_init(&c->parser, HTTP_REQUEST, &Parsing::Settings());
+    c->parser.data = c.get();
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = c->id;
@@ -298,6 +498,17 @@ void EventServer::Accept() {
     }
     conns_.emplace(c->id, std::move(c));
   }
+}
+
+bool EventServer::MakeRoom() {
+  Conn* oldest = nullptr;
+  for (const auto& [id, c] : conns_) {
+    const bool idle = c->lingering || (!c->waiting && !c->Reading() && c->Unwritten() == 0);
+    if (idle && (oldest == nullptr || c->idle_since < oldest->idle_since)) oldest = c.get();
+  }
+  if (oldest == nullptr) return false;
+  Close(oldest->id);
+  return true;
 }
 
 void EventServer::PauseAccepting(int error) {
@@ -337,9 +548,11 @@ void EventServer::OnReadable(Conn& c) {
       return Close(c.id);  // EOF or error
     }
   }
+  if (!MayRead(c)) return;
   for (;;) {
     ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
     if (n > 0) {
+      if (c.in.empty()) c.request_start = SteadyClock::now();  // not renewed by later bytes
       c.in.append(buf, static_cast<size_t>(n));
       if (static_cast<size_t>(n) < sizeof buf || c.in.size() > InputCap()) break;
       continue;
@@ -353,130 +566,103 @@ void EventServer::OnReadable(Conn& c) {
     Close(c.id);
     return;
   }
-  c.last_active = SteadyClock::now();
   Process(c);
   Settle(c);
 }
 
 void EventServer::OnWritable(Conn& c) {
   Flush(c);
+  if (c.paused_out && c.Unwritten() <= options_.connection_buffer_bytes / 2) {
+    c.paused_out = false;
+    if (!c.in.empty()) ready_.push_back(c.id);
+  }
   Settle(c);
 }
 
 void EventServer::Process(Conn& c) {
-  while (!c.waiting && !c.close_after) {
-    size_t end = c.in.find("\r\n\r\n", c.scanned > 3 ? c.scanned - 3 : 0);
-    if (end == std::string::npos) {
-      if (c.in.size() > kMaxHeaderBytes) return Fail(c, 431, "the request headers are larger than 16 KiB");
-      c.scanned = c.in.size();
-      return;
+  while (!c.waiting && !c.close_after && c.parsed < c.in.size()) {
+    if (c.paused_out || c.paused_total) return;
+    if (c.Unwritten() > options_.connection_buffer_bytes) {
+      // A client that pipelines and does not read its answers: read nothing more from it
+      // until they drain (OnWritable).
+      c.paused_out = true;
+      Trip(HttpLimit::kConnectionBuffer);
+      return UpdateInterest(c);
     }
-    if (end + 4 > kMaxHeaderBytes) return Fail(c, 431, "the request headers are larger than 16 KiB");
-    std::string_view head(c.in.data(), end);
+    if (c.Unwritten() > 0 && total_buffered_ > options_.total_buffer_bytes && !MayRead(c)) return;
+    const char* data = c.in.data();
+    const llhttp_errno_t err = llhttp_execute(&c.parser, data + c.parsed, c.in.size() - c.parsed);
+    if (err == HPE_PAUSED) {  // a request is complete
+      const size_t end = static_cast<size_t>(llhttp_get_error_pos(&c.parser) - data);
+      llhttp_resume(&c.parser);
+      Start(c, end);
+      continue;
+    }
+    if (err != HPE_OK) {
+      if (c.error_status == 0) {
+        if (err == HPE_INVALID_VERSION) return Fail(c, 505, "only HTTP/1.0 and HTTP/1.1 are served");
+        return Fail(c, 400, std::string("malformed request: ") + llhttp_get_error_reason(&c.parser));
+      }
+      if (c.error_status == 414) Trip(HttpLimit::kTargetLength);
+      if (c.error_status == 431) Trip(HttpLimit::kHeaderSize);
+      if (c.error_status == 413) Trip(HttpLimit::kBodySize);
+      return Fail(c, c.error_status, c.error_message);
+    }
+    c.parsed = c.in.size();
+    if (!c.headers_done && c.in.size() > kMaxHeaderBytes) {  // no line end in sight
+      Trip(HttpLimit::kHeaderSize);
+      return Fail(c, 431, "the request headers are larger than 16 KiB");
+    }
+    if (c.headers_done && c.expect_continue && !c.continue_sent) {
+      c.continue_sent = true;
+      c.out += "HTTP/1.1 100 Continue\r\n\r\n";
+      Flush(c);
+    }
+    if (c.peer_closed) c.close_after = true;  // the rest of the request will never arrive
+    return;
+  }
+}
 
-    // Request line: METHOD SP origin-form SP HTTP/1.x
-    size_t line_end = head.find("\r\n");
-    std::string_view line = head.substr(0, line_end);
-    size_t sp1 = line.find(' '), sp2 = line.rfind(' ');
-    if (sp1 == std::string_view::npos || sp1 == 0 || sp2 == sp1) return Fail(c, 400, "malformed request line");
-    std::string_view method = line.substr(0, sp1);
-    std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-    std::string_view version = line.substr(sp2 + 1);
-    if (!std::all_of(method.begin(), method.end(), IsTokenChar)) return Fail(c, 400, "malformed request method");
-    if (target.empty() || target.front() != '/' ||
-        std::any_of(target.begin(), target.end(), [](char ch) { return static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7f; })) {
-      return Fail(c, 400, "malformed request target");
-    }
-    if (version != "HTTP/1.1" && version != "HTTP/1.0") {
-      return version.rfind("HTTP/", 0) == 0 ? Fail(c, 505, "only HTTP/1.0 and HTTP/1.1 are served")
-                                            : Fail(c, 400, "malformed request line");
-    }
-    auto req = std::make_unique<httplib::Request>();
-    // The headers this loop acts on, noted while parsing (not looked up afterwards in
-    // httplib's case-insensitive multimap, which calls tolower per character compared).
-    bool chunked = false;
-    std::vector<std::string_view> content_lengths;
-    std::string_view expect, connection;
-    std::string_view rest = line_end == std::string_view::npos ? std::string_view() : head.substr(line_end + 2);
-    while (!rest.empty()) {
-      size_t eol = rest.find("\r\n");
-      std::string_view h = rest.substr(0, eol);
-      rest = eol == std::string_view::npos ? std::string_view() : rest.substr(eol + 2);
-      size_t colon = h.find(':');
-      if (colon == std::string_view::npos || colon == 0 ||
-          !std::all_of(h.begin(), h.begin() + static_cast<std::ptrdiff_t>(colon), IsTokenChar)) {
-        return Fail(c, 400, "malformed header line");
-      }
-      std::string_view value = Trim(h.substr(colon + 1));
-      if (std::any_of(value.begin(), value.end(), [](char ch) {
-            return (static_cast<unsigned char>(ch) < 0x20 && ch != '\t') || ch == 0x7f;
-          })) {
-        return Fail(c, 400, "control characters in a header value");
-      }
-      const std::string_view name = h.substr(0, colon);
-      if (EqualsIgnoreCase(name, "transfer-encoding")) chunked = true;
-      else if (EqualsIgnoreCase(name, "content-length")) content_lengths.push_back(value);
-      else if (EqualsIgnoreCase(name, "expect")) expect = value;
-      else if (EqualsIgnoreCase(name, "connection")) connection = value;
-      req->headers.emplace(std::string(name), std::string(value));
-    }
-    if (chunked) return Fail(c, 411, "chunked request bodies are not supported: send Content-Length");
-    size_t length = 0;
-    for (size_t i = 0; i < content_lengths.size(); ++i) {
-      const std::string_view v = content_lengths[i];
-      size_t parsed = 0;
-      if (v.empty() || v.size() > 18 || !std::all_of(v.begin(), v.end(), [](char ch) { return ch >= '0' && ch <= '9'; }) ||
-          std::from_chars(v.data(), v.data() + v.size(), parsed).ec != std::errc()) {
-        return Fail(c, 400, "malformed Content-Length");
-      }
-      if (i > 0 && parsed != length) return Fail(c, 400, "conflicting Content-Length headers");
-      length = parsed;
-    }
-    if (length > options_.max_body) return Fail(c, 413, "the request body is larger than the payload limit");
-    const size_t total = end + 4 + length;
-    if (c.in.size() < total) {
-      if (!c.continue_sent && version == "HTTP/1.1" && ListsToken(expect, "100-continue")) {
-        c.continue_sent = true;
-        c.out += "HTTP/1.1 100 Continue\r\n\r\n";
-        Flush(c);
-      }
-      c.scanned = end;
-      if (c.peer_closed) c.close_after = true;  // the body will never arrive
-      return;
-    }
+void EventServer::Start(Conn& c, size_t end) {
+  auto req = std::make_unique<httplib::Request>();
+  const llhttp_t& p = c.parser;
+  req->method = llhttp_method_name(static_cast<llhttp_method_t>(p.method));
+  req->version = p.http_minor == 1 ? "HTTP/1.1" : "HTTP/1.0";
+  const std::string_view target = c.url.In(c.in);
+  const std::string_view origin = OriginForm(target);
+  req->target = std::string(target);
+  const size_t q = origin.find('?');
+  req->path = httplib::detail::decode_url(std::string(origin.substr(0, q)), false);
+  if (q != std::string_view::npos) httplib::detail::parse_query_text(std::string(origin.substr(q + 1)), req->params);
+  for (const Field& f : c.fields) req->headers.emplace(std::string(f.name.In(c.in)), std::string(Trim(f.value.In(c.in))));
+  req->body.assign(c.in, c.body.off, c.body.len);
+  req->remote_addr = c.remote_addr;
+  req->remote_port = c.remote_port;
+  const bool keep_alive = c.keep_alive;
+  c.in.erase(0, end);
+  if (c.in.empty() && c.in.capacity() > 64 * 1024) std::string().swap(c.in);  // after a large body
+  c.parsed = 0;
+  c.headers_done = false;
+  c.continue_sent = false;
+  c.waiting = true;
+  const auto start = SteadyClock::now();
+  c.request_start = start;  // of the next request, if it is already here
 
-    req->method = std::string(method);
-    req->version = std::string(version);
-    req->target = std::string(target);
-    size_t q = target.find('?');
-    req->path = httplib::detail::decode_url(std::string(target.substr(0, q)), false);
-    if (q != std::string_view::npos) httplib::detail::parse_query_text(std::string(target.substr(q + 1)), req->params);
-    req->body.assign(c.in, end + 4, length);
-    req->remote_addr = c.remote_addr;
-    req->remote_port = c.remote_port;
-    const bool keep_alive = version == "HTTP/1.1" ? !ListsToken(connection, "close") : ListsToken(connection, "keep-alive");
-    c.in.erase(0, total);
-    c.scanned = 0;
-    c.continue_sent = false;
-    c.waiting = true;
-    const auto start = SteadyClock::now();
-
-    if (hooks_.is_inline(*req)) {
-      auto f = std::make_unique<Inflight>(Inflight{c.id, std::move(req), {}, start, keep_alive});
-      try {
-        hooks_.handle_inline(*f->req, f->res);
-      } catch (...) {
-        f->res = httplib::Response();
-        hooks_.error(f->res, 500, "internal error");
-      }
-      batch_.push_back(std::move(f));
-    } else {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        work_.push_back(Done{c.id, std::move(req), {}, start, keep_alive});
-      }
-      work_cv_.notify_one();
+  if (hooks_.is_inline(*req)) {
+    auto f = std::make_unique<Inflight>(Inflight{c.id, std::move(req), {}, start, keep_alive});
+    try {
+      hooks_.handle_inline(*f->req, f->res);
+    } catch (...) {
+      f->res = httplib::Response();
+      hooks_.error(f->res, 500, "internal error");
     }
+    batch_.push_back(std::move(f));
+  } else {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      work_.push_back(Done{c.id, std::move(req), {}, start, keep_alive});
+    }
+    work_cv_.notify_one();
   }
 }
 
@@ -511,6 +697,7 @@ void EventServer::Queue(Conn& c, const httplib::Request& req, httplib::Response&
                         SteadyClock::time_point start, bool keep_alive) {
   if (res.status < 0) res.status = 500;
   if (hooks_.log) hooks_.log(req, res, std::chrono::duration<double>(SteadyClock::now() - start).count());
+  if (c.Unwritten() == 0) c.last_active = SteadyClock::now();  // a write stall counts from here
   std::string& o = c.out;
   o += "HTTP/1.1 ";
   o += std::to_string(res.status);
@@ -540,6 +727,7 @@ void EventServer::Queue(Conn& c, const httplib::Request& req, httplib::Response&
   o += "\r\n";
   if (res.status != 204 && res.status != 304 && req.method != "HEAD") o += res.body;
   c.waiting = false;
+  c.request_start = SteadyClock::now();  // the next request's clock starts when it is read
   Flush(c);
   if (!c.close_after && !c.in.empty()) ready_.push_back(c.id);
 }
@@ -549,7 +737,7 @@ void EventServer::Fail(Conn& c, int status, const std::string& message) {
   httplib::Response res;
   hooks_.error(res, status, message);
   c.in.clear();
-  c.scanned = 0;
+  c.parsed = 0;
   Queue(c, none, res, SteadyClock::now(), /*keep_alive=*/false);
 }
 
@@ -558,6 +746,7 @@ void EventServer::Flush(Conn& c) {
     ssize_t n = ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
     if (n > 0) {
       c.out_off += static_cast<size_t>(n);
+      c.last_active = SteadyClock::now();
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -570,10 +759,11 @@ void EventServer::Flush(Conn& c) {
     break;
   }
   if (c.out_off == c.out.size()) {
+    if (!c.out.empty()) c.idle_since = SteadyClock::now();
     c.out.clear();
     c.out_off = 0;
+    if (c.out.capacity() > 64 * 1024) std::string().swap(c.out);  // after a large answer
   }
-  c.last_active = SteadyClock::now();
 }
 
 void EventServer::Settle(Conn& c) {
@@ -597,8 +787,12 @@ void EventServer::Settle(Conn& c) {
 }
 
 void EventServer::UpdateInterest(Conn& c) {
+  Account(c);
   uint32_t want = 0;
-  if (c.lingering || (!c.peer_closed && !c.close_after && c.in.size() <= InputCap())) want |= EPOLLIN;
+  if (c.lingering ||
+      (!c.peer_closed && !c.close_after && !c.paused_out && !c.paused_total && c.in.size() <= InputCap())) {
+    want |= EPOLLIN;
+  }
   if (!c.out.empty()) want |= EPOLLOUT;
   if (want == c.interest) return;
   epoll_event ev{};
@@ -610,22 +804,85 @@ void EventServer::UpdateInterest(Conn& c) {
 
 size_t EventServer::InputCap() const { return kMaxHeaderBytes + options_.max_body + 4096; }
 
+void EventServer::Account(Conn& c) {
+  const size_t held = c.in.size() + c.Unwritten();
+  total_buffered_ = total_buffered_ - c.accounted + held;
+  c.accounted = held;
+}
+
+bool EventServer::MayRead(Conn& c) {
+  if (total_buffered_ <= options_.total_buffer_bytes) return true;
+  if (!c.paused_total) {
+    c.paused_total = true;
+    paused_.push_back(c.id);
+    Trip(HttpLimit::kTotalBuffer);
+  }
+  UpdateInterest(c);
+  return false;
+}
+
+void EventServer::ResumePaused() {
+  if (paused_.empty() || total_buffered_ > options_.total_buffer_bytes) return;
+  std::vector<uint64_t> paused;
+  paused.swap(paused_);
+  for (uint64_t id : paused) {
+    auto it = conns_.find(id);
+    if (it == conns_.end()) continue;
+    Conn& c = *it->second;
+    c.paused_total = false;
+    if (!c.in.empty()) ready_.push_back(id);
+    UpdateInterest(c);
+  }
+}
+
+void EventServer::Trip(HttpLimit limit) const {
+  if (hooks_.limit) hooks_.limit(limit);
+}
+
 void EventServer::Close(uint64_t id) {
   auto it = conns_.find(id);
   if (it == conns_.end()) return;
+  total_buffered_ -= it->second->accounted;
   ::close(it->second->fd);  // also leaves the epoll set
   conns_.erase(it);
 }
 
-void EventServer::CloseIdle() {
+void EventServer::CheckTimers() {
+  using std::chrono::milliseconds;
   const auto now = SteadyClock::now();
-  const auto deadline = now - std::chrono::seconds(options_.idle_timeout_s);
   const auto linger_deadline = now - std::chrono::seconds(2);
+  const auto idle_deadline = now - milliseconds(options_.idle_timeout_ms);
+  const auto header_deadline = now - milliseconds(options_.header_timeout_ms);
+  const auto request_deadline = now - milliseconds(options_.request_timeout_ms);
   std::vector<uint64_t> idle;
-  for (const auto& [id, c] : conns_) {
-    if (c->lingering ? c->last_active < linger_deadline : !c->waiting && c->last_active < deadline) idle.push_back(id);
+  std::vector<std::pair<uint64_t, HttpLimit>> late;
+  for (const auto& [id, cp] : conns_) {
+    const Conn& c = *cp;
+    if (c.lingering) {
+      if (c.last_active < linger_deadline) idle.push_back(id);
+    } else if (c.waiting) {
+      // Answering takes as long as it takes; the client is not the one late.
+    } else if (c.Unwritten() > 0) {
+      if (c.last_active < idle_deadline) {  // answers not read
+        Trip(HttpLimit::kIdleTimeout);
+        idle.push_back(id);
+      }
+    } else if (c.Reading()) {
+      if (!c.headers_done && c.request_start < header_deadline) late.emplace_back(id, HttpLimit::kHeaderDeadline);
+      else if (c.request_start < request_deadline) late.emplace_back(id, HttpLimit::kRequestDeadline);
+    } else if (c.idle_since < idle_deadline) {
+      Trip(HttpLimit::kIdleTimeout);
+      idle.push_back(id);
+    }
   }
   for (uint64_t id : idle) Close(id);
+  for (const auto& [id, limit] : late) {
+    Conn& c = *conns_.at(id);
+    Trip(limit);
+    Fail(c, 408, limit == HttpLimit::kHeaderDeadline ? "the request headers did not arrive in time"
+                                                     : "the request did not arrive in time");
+    Settle(c);
+  }
 }
 
 void EventServer::WorkerLoop() {

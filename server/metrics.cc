@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "server/event_server.h"
+
 namespace warden::server {
 
 void Histogram::Observe(double seconds) {
@@ -69,6 +71,13 @@ std::string Metrics::Render(const std::string& revision) const {
   Counter(&out, "warden_login_failures_total", "Failed logins.", login_failures.load());
   Counter(&out, "warden_token_unknown_cache_hits_total", "Made-up token ids answered from the bounded unknown-id cache, without the store.", token_unknown_cache_hits.load());
   Counter(&out, "warden_invalid_token_throttled_total", "Check requests answered 429: too many invalid tokens from one client address.", invalid_token_throttled.load());
+  static_assert(kHttpLimits == kHttpLimitCount);
+  out += "# HELP warden_http_limit_total Times a bound of the HTTP front tripped (deadline, buffer, connection cap, size).\n"
+         "# TYPE warden_http_limit_total counter\n";
+  for (size_t i = 0; i < kHttpLimits; ++i) {
+    out += std::string("warden_http_limit_total{limit=\"") + HttpLimitName(static_cast<HttpLimit>(i)) + "\"} " +
+           std::to_string(http_limits[i].load()) + "\n";
+  }
   return out;
 }
 

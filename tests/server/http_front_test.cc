@@ -4,11 +4,13 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iterator>
@@ -23,6 +25,8 @@
 #include "tests/server/check_helpers.h"
 #include "tests/server/harness.h"
 
+using namespace std::string_literals;
+using warden::testing::RunCommand;
 using warden::testing::TempDir;
 using warden::testing::TestServer;
 
@@ -47,6 +51,11 @@ class RawConn {
       if (n <= 0) return;  // the server may close early (e.g. after a 413)
       off += static_cast<size_t>(n);
     }
+  }
+  // Sends what the socket takes now without blocking; returns the bytes sent.
+  size_t SendSome(const std::string& bytes) const {
+    ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    return n > 0 ? static_cast<size_t>(n) : 0;
   }
   void ShutdownWrite() const { ::shutdown(fd_, SHUT_WR); }
   // Reads until `count` complete responses are buffered, the peer closes, or 5 s pass.
@@ -137,6 +146,25 @@ double CpuSeconds(pid_t pid) {
   return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
+// The value of warden_http_limit_total{limit="<limit>"} in the server's /metrics.
+uint64_t LimitCount(const TestServer& server, const std::string& limit) {
+  const std::string text = server.Get("/metrics").body;
+  const std::string key = "warden_http_limit_total{limit=\"" + limit + "\"} ";
+  const size_t at = text.find(key);
+  REQUIRE(at != std::string::npos);
+  return std::stoull(text.substr(at + key.size()));
+}
+
+// Resident memory of a process in KiB (VmRSS in /proc/PID/status).
+[[maybe_unused]] long ResidentKib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
 std::string CheckRequest(const std::string& body, const std::string& extra_headers = "") {
   return "POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
          std::to_string(body.size()) + "\r\n" + extra_headers + "\r\n" + body;
@@ -172,6 +200,25 @@ TEST_CASE("http front: malformed requests get a JSON 4xx/5xx and the connection 
        "headers_too_large"},
       {"headers over 16 KiB without an end", "GET /healthz HTTP/1.1\r\nX-Big: " + std::string(17000, 'a'), 431,
        "headers_too_large"},
+      // RFC 9112, each with a Host so that it is the one fault of its request.
+      {"bare LF line ends", "GET /healthz HTTP/1.1\nHost: x\n\n", 400, "invalid_argument"},
+      {"NUL in a header name", "GET /healthz HTTP/1.1\r\nHost: x\r\nA\0b: c\r\n\r\n"s, 400, "invalid_argument"},
+      {"no Host on HTTP/1.1", "GET /healthz HTTP/1.1\r\nAccept: */*\r\n\r\n", 400, "invalid_argument"},
+      {"two Host headers", "GET /healthz HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400, "invalid_argument"},
+      {"control character in a value", "GET /healthz HTTP/1.1\r\nHost: x\r\nA: b\x01" "c\r\n\r\n", 400, "invalid_argument"},
+      {"DEL in a value", "GET /healthz HTTP/1.1\r\nHost: x\r\nA: b\x7f\r\n\r\n", 400, "invalid_argument"},
+      {"NUL in a value", "GET /healthz HTTP/1.1\r\nHost: x\r\nA: b\0c\r\n\r\n"s, 400, "invalid_argument"},
+      {"whitespace before the colon", "GET /healthz HTTP/1.1\r\nHost: x\r\nA : b\r\n\r\n", 400, "invalid_argument"},
+      {"obs-fold with a Host", "GET /healthz HTTP/1.1\r\nHost: x\r\nA: b\r\n c\r\n\r\n", 400, "invalid_argument"},
+      {"obs-fold after an empty value", "GET /healthz HTTP/1.1\r\nHost: x\r\nA:\r\n\tc\r\n\r\n", 400, "invalid_argument"},
+      {"Content-Length with Transfer-Encoding",
+       "POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\nab", 400,
+       "invalid_argument"},
+      {"two equal Content-Length", "POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab",
+       400, "invalid_argument"},
+      {"Transfer-Encoding not ending in chunked", "POST /v1/check HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+       400, "invalid_argument"},
+      {"target over 8 KiB", "GET /" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"},
   };
   const int64_t rows_before = DecisionRowCount(server);
   for (const Case& c : cases) {
@@ -213,6 +260,27 @@ TEST_CASE("http front: keep-alive, pipelining, HTTP/1.0, Expect and half-close",
     // Still open for more.
     conn.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     CHECK(Statuses(conn.ReadResponses(6)).size() == 6);
+  }
+
+  SECTION("an absolute-form target is served (RFC 9112 section 3.2.2: a server MUST accept it)") {
+    RawConn conn(server.port());
+    conn.Send("GET http://localhost:1/healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::string response = conn.ReadResponses(1);
+    CHECK(StatusOf(response) == 200);
+    CHECK(nlohmann::json::parse(Body(response))["status"] == "ok");
+  }
+
+  SECTION("empty header values are values, not line folding") {
+    RawConn conn(server.port());
+    conn.Send("GET /healthz HTTP/1.1\r\nHost: x\r\nA:\r\nB: \r\nC: d\r\n\r\n");
+    CHECK(StatusOf(conn.ReadResponses(1)) == 200);
+  }
+
+  SECTION("an Upgrade header is ignored: the connection stays HTTP/1.1") {
+    RawConn conn(server.port());
+    conn.Send("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+              "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(Statuses(conn.ReadResponses(2)) == std::vector<int>{200, 200});
   }
 
   SECTION("a check split across many small writes") {
@@ -318,4 +386,166 @@ TEST_CASE("http front: out of file descriptors, the loop waits instead of spinni
   const std::string log = server.Log();
   CHECK(log.find("cannot accept a connection") != std::string::npos);
   CHECK(log.find("accepting new connections again") != std::string::npos);
+}
+
+TEST_CASE("http front: a slowloris trickle does not renew the header or request deadline", "[http]") {
+  TempDir dir;
+  TestServer server({.data_dir = dir.path(),
+                     .env = {{"WARDEN_HEADER_TIMEOUT_MS", "300"}, {"WARDEN_REQUEST_TIMEOUT_MS", "600"}}});
+  struct Case {
+    std::string name, head, trickle, limit;
+  };
+  const std::vector<Case> cases = {
+      {"headers", "GET /healthz HTTP/1.1\r\nHost: x\r\n", "X-Slow: a\r\n", "header_deadline"},
+      {"body", "POST /v1/check HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n", "{", "request_deadline"},
+      {"empty lines before a request", "", "\r\n", "header_deadline"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    const uint64_t tripped = LimitCount(server, c.limit);
+    RawConn conn(server.port());
+    conn.Send(c.head);
+    // One byte every 20 ms until the server gives up on the request, for at most 100 s.
+    for (int i = 0; i < 5000 && !conn.closed(); ++i) {
+      conn.Send(std::string(1, c.trickle[static_cast<size_t>(i) % c.trickle.size()]));
+      conn.ReadSome(20);
+    }
+    REQUIRE(conn.WaitClosed());
+    std::string response = conn.ReadResponses(1);
+    CHECK(StatusOf(response) == 408);
+    CHECK(nlohmann::json::parse(Body(response))["error"]["code"] == "request_timeout");
+    CHECK(response.find("Connection: close") != std::string::npos);
+    CHECK(LimitCount(server, c.limit) == tripped + 1);
+  }
+  CHECK(server.Get("/healthz").status == 200);
+}
+
+TEST_CASE("http front: an idle keep-alive connection is closed", "[http]") {
+  TempDir dir;
+  TestServer server({.data_dir = dir.path(), .env = {{"WARDEN_IDLE_TIMEOUT_MS", "300"}}});
+  const uint64_t tripped = LimitCount(server, "idle_timeout");
+  RawConn conn(server.port());
+  conn.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(StatusOf(conn.ReadResponses(1)) == 200);
+  CHECK(conn.WaitClosed());  // with no answer: nothing was asked
+  CHECK(Statuses(conn.ReadResponses(2)).size() == 1);
+  CHECK(LimitCount(server, "idle_timeout") > tripped);
+}
+
+TEST_CASE("http front: a client that pipelines and never reads does not hold the server", "[http]") {
+  TempDir dir;
+  TestServer server({.data_dir = dir.path(), .env = {{"WARDEN_CONNECTION_BUFFER_BYTES", "65536"}}});
+  RawConn greedy(server.port());
+  std::string burst;
+  for (int i = 0; i < 200; ++i) burst += "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+  // Kernel buffers take several MB of answers first; then the server's own buffer passes the
+  // bound and it stops reading this connection. Sending as much as it takes, for at most 100 s.
+  size_t sent = 0;
+  bool tripped = false;
+  for (int i = 0; i < 1000 && !tripped; ++i) {
+    for (int j = 0; j < 10; ++j) sent += greedy.SendSome(burst);
+    tripped = LimitCount(server, "connection_buffer") > 0;
+    if (!tripped) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  INFO("sent " << sent << " bytes of requests");
+  REQUIRE(tripped);
+  // Another client is served while the first one's answers wait.
+  CHECK(server.Get("/healthz").status == 200);
+  // The server takes no more requests from it: sending stops once the kernel buffers are full.
+  size_t more = 0;
+  for (int i = 0; i < 100; ++i) more += greedy.SendSome(burst);
+  CHECK(LimitCount(server, "connection_buffer") == 1);
+#if !defined(__SANITIZE_ADDRESS__)  // ASan's shadow memory and quarantine are resident too
+  CHECK(ResidentKib(server.pid()) < 128 * 1024);  // DESIGN.md section 7, under attack
+#endif
+  (void)more;
+}
+
+TEST_CASE("http front: a path of 8,000 characters is answered and the server keeps serving", "[http]") {
+  TempDir dir;
+  TestServer server({.data_dir = dir.path()});
+  const std::string session = server.Login();
+  // std::regex matched the route with one stack frame per character and overflowed the stack.
+  const std::string long_id = std::string(8000, 'a');
+  auto r = server.Get("/v1/service-accounts/" + long_id, session);
+  CHECK(r.status == 404);
+  CHECK(server.Get("/v1/service-accounts/" + long_id + "/tokens", session).status == 404);
+  CHECK(server.Get("/v1/users/" + long_id, session).status == 404);
+  CHECK(server.Get("/no/such/" + long_id).status == 404);
+  // Over the target bound: 414 before any route is looked at.
+  CHECK(server.Get("/v1/service-accounts/" + std::string(9000, 'a'), session).status == 414);
+  CHECK(LimitCount(server, "target_length") == 1);
+  CHECK(server.Get("/healthz").status == 200);
+}
+
+TEST_CASE("http front: under TLS a long path is answered through the same router", "[http]") {
+  signal(SIGPIPE, SIG_IGN);  // httplib's SSL client writes with SSL_write, which can raise it
+  TempDir dir;
+  const std::string cert = dir.path() + "/cert.pem", key = dir.path() + "/key.pem";
+  std::string out;
+  REQUIRE(RunCommand("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -keyout " + key +
+                         " -out " + cert + " 2>&1",
+                     &out) == 0);
+  TempDir data;
+  TestServer server({.data_dir = data.path(), .env = {{"WARDEN_TLS_CERT", cert}, {"WARDEN_TLS_KEY", key}}});
+  httplib::SSLClient client("127.0.0.1", server.port());
+  client.enable_server_certificate_verification(false);
+  auto login = client.Post("/v1/auth/login",
+                           nlohmann::json{{"email", "admin@localhost"}, {"password", server.options().admin_password}}.dump(),
+                           "application/json");
+  REQUIRE(login);
+  const std::string token = nlohmann::json::parse(login->body)["token"];
+  const httplib::Headers auth = {{"Authorization", "Bearer " + token}};
+  auto found = client.Get("/v1/service-accounts/" + std::string(8000, 'a'), auth);
+  REQUIRE(found);
+  CHECK(found->status == 404);
+  auto too_long = client.Get("/v1/service-accounts/" + std::string(9000, 'a'), auth);
+  REQUIRE(too_long);
+  CHECK(too_long->status == 414);  // httplib's own bound (8 KiB request line) comes first here
+  auto health = client.Get("/healthz");
+  REQUIRE(health);
+  CHECK(health->status == 200);
+}
+
+TEST_CASE("http front: the access log escapes control characters of a decoded path", "[http]") {
+  TempDir dir;
+  TestServer server({.data_dir = dir.path()});
+  auto lines = [&] {
+    const std::string log = server.Log();
+    return std::count(log.begin(), log.end(), '\n');
+  };
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"/x%0a2024-01-01T00:00:00.000Z%20GET%20/forged%20200", "/x\\x0a2024-01-01T00:00:00.000Z GET /forged 200"},
+      {"/x%0d%1b%7f%5c%c3%a9", "/x\\x0d\\x1b\\x7f\\\\\\xc3\\xa9"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto& [path, logged] = cases[i];
+    INFO(path);
+    const auto before = lines();
+    const std::string rid = "escape-test-" + std::to_string(i);
+    RawConn conn(server.port());
+    conn.Send("GET " + path + " HTTP/1.1\r\nHost: x\r\nX-Request-Id: " + rid + "\r\n\r\n");
+    CHECK(StatusOf(conn.ReadResponses(1)) == 404);
+    // The line is written after the answer: wait for it (at most 10 s).
+    for (int tries = 0; tries < 1000 && server.Log().find("rid=" + rid) == std::string::npos; ++tries) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    const std::string log = server.Log();
+    CHECK(lines() == before + 1);
+    CHECK(log.find(" GET " + logged + " 404 ") != std::string::npos);
+    CHECK(log.find("\n2024-01-01T00:00:00.000Z GET /forged") == std::string::npos);
+  }
+}
+
+TEST_CASE("http front: a second server on the same data directory exits 1", "[http]") {
+  TempDir dir;
+  TestServer server({.data_dir = dir.path()});
+  std::string err;
+  // `timeout`: without the lock the second server would serve, and this test would hang.
+  const int rc = RunCommand("timeout 30 " + std::string(WARDEN_BINARY) + " serve --listen 127.0.0.1:0 --data " + dir.path() +
+                                " --policies " + server.options().policies_dir + " 2>&1 >/dev/null",
+                            &err);
+  CHECK(rc == 1);
+  CHECK(err == "data directory " + dir.path() + " is in use (pid " + std::to_string(server.pid()) + ")\n");
+  CHECK(server.Get("/healthz").status == 200);
 }
