@@ -114,7 +114,10 @@ App::App(Config config, store::Store* store, std::string pepper, const Clock& cl
       clock_(clock),
       checkpoint_(std::move(checkpoint)),
       policies_(config_.policies_dir, clock, &metrics_),
-      verifier_(store, &policies_, pepper_, config_.token_prefix, clock, &metrics_),
+      slow_tokens_(config_.test_token_lookup_delay_ms > 0
+                       ? std::make_unique<SlowTokenStore>(store, config_.test_token_lookup_delay_ms)
+                       : nullptr),
+      verifier_(slow_tokens_ ? slow_tokens_.get() : store, &policies_, pepper_, config_.token_prefix, clock, &metrics_),
       logger_(std::make_unique<DecisionLogger>(store, &metrics_)),
       limiter_(config_.login_failures_per_minute, clock),
       invalid_token_limiter_(config_.invalid_tokens_per_minute, clock) {}
@@ -196,7 +199,7 @@ StatusOr<int> App::Bind() {
     options.total_buffer_bytes = static_cast<size_t>(config_.total_buffer_bytes);
     EventServer::Hooks hooks;
     hooks.is_inline = [](const httplib::Request& req) { return req.path == "/v1/check" && req.method == "POST"; };
-    hooks.handle_inline = [this](httplib::Request& req, httplib::Response& res) { DecideInline(req, res); };
+    hooks.handle_inline = [this](httplib::Request& req, httplib::Response& res) { return DecideInline(req, res); };
     hooks.end_batch = [this] { CommitInline(); };
     hooks.handle = [this](httplib::Request& req, httplib::Response& res) { Dispatch(req, res); };
     hooks.log = [this](const httplib::Request& req, const httplib::Response& res, double seconds) {

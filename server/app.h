@@ -33,6 +33,7 @@
 #include "server/metrics.h"
 #include "server/policy_manager.h"
 #include "server/router.h"
+#include "server/slow_token_store.h"
 #include "server/token_verifier.h"
 #include "store/store.h"
 
@@ -161,11 +162,16 @@ class App {
   // Check path. DecideCheck parses and decides a check, writes the answer into `res` and
   // appends the decision-log rows to `rows`; the answer may only be sent once those rows are
   // committed (else it must become a 503). Errors write `res` and append nothing.
-  void DecideCheck(const httplib::Request& req, httplib::Response& res, std::vector<store::DecisionRow>* rows);
-  // DecideCheck and a commit of its own (the TLS front, one thread per connection).
+  // With `needs_store` (the event loop) a token that is not in the verifier's cache is not
+  // looked up: *needs_store is set and nothing is written or appended.
+  void DecideCheck(const httplib::Request& req, httplib::Response& res, std::vector<store::DecisionRow>* rows,
+                   bool* needs_store = nullptr);
+  // DecideCheck and a commit of its own (the TLS front, one thread per connection, and the
+  // event loop's workers for checks whose token needs the store).
   void HandleCheck(const httplib::Request& req, httplib::Response& res);
-  // The event loop's batch: every check answered in one pass, committed together.
-  void DecideInline(httplib::Request& req, httplib::Response& res);
+  // The event loop's batch: every check answered in one pass, committed together. False when
+  // the token needs the store: the loop hands the request to a worker and keeps answering.
+  bool DecideInline(httplib::Request& req, httplib::Response& res);
   void CommitInline();
 
   void MaintenanceLoop();
@@ -181,6 +187,7 @@ class App {
   std::function<Status()> checkpoint_;
   Metrics metrics_;
   PolicyManager policies_;
+  std::unique_ptr<store::TokenStore> slow_tokens_;  // tests only: test_token_lookup_delay_ms
   TokenVerifier verifier_;
   std::unique_ptr<store::DecisionSink> export_;  // the NDJSON export, when configured
   std::unique_ptr<DecisionLogger> logger_;

@@ -199,7 +199,7 @@ StatusOr<CheckRequest> ParseCheckRequest(sj::element doc, int max_checks) {
 }  // namespace
 
 void App::DecideCheck(const httplib::Request& req, httplib::Response& res,
-                      std::vector<store::DecisionRow>* log_rows) {
+                      std::vector<store::DecisionRow>* log_rows, bool* needs_store) {
   const auto start = std::chrono::steady_clock::now();
   if (!IsJsonContentType(req)) return WriteError(res, UnsupportedMediaType("the body must be application/json"));
   // simdjson, not nlohmann::json: building the nlohmann tree and reading it back was about
@@ -240,9 +240,12 @@ void App::DecideCheck(const httplib::Request& req, httplib::Response& res,
       token_failure = engine::Reason::kTokenInvalid;
     }
   } else {
-    verified = verifier_.Verify(check.token);
+    verified = verifier_.Verify(check.token, /*cache_only=*/needs_store != nullptr);
     token_id = verified.token_id;
     switch (verified.outcome) {
+      case TokenVerifier::Outcome::kNotCached:
+        *needs_store = true;
+        return;
       case TokenVerifier::Outcome::kUnavailable:
         return WriteError(res, UnavailableError("the token store is unavailable"));
       case TokenVerifier::Outcome::kOk:
@@ -396,16 +399,23 @@ void App::HandleCheck(const httplib::Request& req, httplib::Response& res) {
   if (!logged.ok()) WriteError(res, logged);
 }
 
-void App::DecideInline(httplib::Request& req, httplib::Response& res) {
-  SetRequestId(req, res);
+bool App::DecideInline(httplib::Request& req, httplib::Response& res) {
   const size_t before = batch_rows_.size();
+  bool needs_store = false;
   try {
-    DecideCheck(req, res, &batch_rows_);
+    DecideCheck(req, res, &batch_rows_, &needs_store);
   } catch (...) {
     batch_rows_.resize(before);
+    res = httplib::Response();
     WriteError(res, 500, "internal", "internal error");
   }
+  if (needs_store) {  // a token-cache miss: a worker looks it up, the loop goes on
+    metrics_.checks_handed_off++;
+    return false;
+  }
+  SetRequestId(req, res);
   if (batch_rows_.size() > before) batch_answers_.push_back(&res);
+  return true;
 }
 
 void App::CommitInline() {

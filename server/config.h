@@ -33,6 +33,7 @@ struct Config {
   int invalid_tokens_per_minute = 600;      // check requests with an invalid token, per client address; then 429
   bool watch_policies = true;               // reload when a file under policies_dir changes
   bool access_log = true;                   // one line per request on stderr
+  int test_token_lookup_delay_ms = 0;       // tests only: every token lookup in the store first waits this long
   // Bounds of the plain-HTTP front (server/event_server.h), each counted in /metrics as
   // warden_http_limit_total{limit=...} when it trips.
   int64_t header_timeout_ms = 10'000;       // first byte of a request to the end of its headers (408)

@@ -650,20 +650,24 @@ void EventServer::Start(Conn& c, size_t end) {
 
   if (hooks_.is_inline(*req)) {
     auto f = std::make_unique<Inflight>(Inflight{c.id, std::move(req), {}, start, keep_alive});
+    bool handled = true;
     try {
-      hooks_.handle_inline(*f->req, f->res);
+      handled = hooks_.handle_inline(*f->req, f->res);
     } catch (...) {
       f->res = httplib::Response();
       hooks_.error(f->res, 500, "internal error");
     }
-    batch_.push_back(std::move(f));
-  } else {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      work_.push_back(Done{c.id, std::move(req), {}, start, keep_alive});
+    if (handled) {
+      batch_.push_back(std::move(f));
+      return;
     }
-    work_cv_.notify_one();
+    req = std::move(f->req);  // to a worker, with a fresh answer
   }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    work_.push_back(Done{c.id, std::move(req), {}, start, keep_alive});
+  }
+  work_cv_.notify_one();
 }
 
 void EventServer::RunBatch() {

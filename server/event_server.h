@@ -87,9 +87,11 @@ class EventServer {
     size_t total_buffer_bytes = 64 << 20;      // received and unwritten bytes, all connections
   };
   struct Hooks {
-    // Requests the loop answers itself (never blocking for long).
+    // Requests the loop answers itself (never blocking for long). handle_inline returns false
+    // when it cannot answer without blocking (e.g. it needs the store): the request then goes
+    // to a worker (`handle`) like any other, and the loop goes on with the rest.
     std::function<bool(const httplib::Request&)> is_inline;
-    std::function<void(httplib::Request&, httplib::Response&)> handle_inline;
+    std::function<bool(httplib::Request&, httplib::Response&)> handle_inline;
     // After the inline requests of one loop pass were handled and before any of their answers
     // is written; may still change those answers.
     std::function<void()> end_batch;

@@ -69,6 +69,7 @@ std::string Metrics::Render(const std::string& revision) const {
   out += "# HELP warden_policy_info The revision of the serving policy snapshot.\n# TYPE warden_policy_info gauge\n";
   out += "warden_policy_info{revision=\"" + revision + "\"} 1\n";
   Counter(&out, "warden_login_failures_total", "Failed logins.", login_failures.load());
+  Counter(&out, "warden_checks_handed_off_total", "Checks whose token was not cached, decided on a worker thread so the event loop never waits for the store.", checks_handed_off.load());
   Counter(&out, "warden_token_unknown_cache_hits_total", "Made-up token ids answered from the bounded unknown-id cache, without the store.", token_unknown_cache_hits.load());
   Counter(&out, "warden_invalid_token_throttled_total", "Check requests answered 429: too many invalid tokens from one client address.", invalid_token_throttled.load());
   static_assert(kHttpLimits == kHttpLimitCount);

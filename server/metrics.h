@@ -32,6 +32,7 @@ struct Metrics {
   std::atomic<uint64_t> token_failures{0};      // malformed, unknown, expired, deleted, wrong secret
   std::atomic<uint64_t> token_cache_hits{0};
   std::atomic<uint64_t> token_cache_misses{0};
+  std::atomic<uint64_t> checks_handed_off{0};  // token not cached: decided on a worker, not the loop
   std::atomic<uint64_t> token_unknown_cache_hits{0};  // made-up token ids answered without the store
   std::atomic<uint64_t> invalid_token_throttled{0};   // 429s: too many invalid tokens from one address
   std::atomic<int64_t> decision_queue_depth{0};

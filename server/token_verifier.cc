@@ -47,7 +47,7 @@ std::string TokenVerifier::HashSecret(std::string_view secret) const {
   return pepper_.Mac(secret);
 }
 
-TokenVerifier::Result TokenVerifier::Verify(std::string_view token_text) {
+TokenVerifier::Result TokenVerifier::Verify(std::string_view token_text, bool cache_only) {
   Result result;
   StatusOr<ApiToken> parsed = ParseApiToken(token_text, prefix_);
   if (!parsed.ok()) {
@@ -84,6 +84,9 @@ TokenVerifier::Result TokenVerifier::Verify(std::string_view token_text) {
   }
   if (account) {
     metrics_->token_cache_hits++;
+  } else if (cache_only) {
+    result.outcome = Outcome::kNotCached;
+    return result;
   } else {
     metrics_->token_cache_misses++;
     StatusOr<store::TokenLookup> found = tokens_->LookupToken(parsed->id);

@@ -52,13 +52,16 @@ class TokenVerifier {
   TokenVerifier(store::TokenStore* tokens, PolicyManager* policies, std::string pepper,
                 std::string prefix, const Clock& clock, Metrics* metrics);
 
-  enum class Outcome { kOk, kMalformed, kUnknown, kExpired, kAccountDisabled, kUnavailable };
+  // kNotCached: only with cache_only, the answer needs the store.
+  enum class Outcome { kOk, kMalformed, kUnknown, kExpired, kAccountDisabled, kUnavailable, kNotCached };
   struct Result {
     Outcome outcome = Outcome::kMalformed;
     std::string token_id;  // set once the token parsed
     std::shared_ptr<const AccountState> account;  // set for kOk and kAccountDisabled
   };
-  Result Verify(std::string_view token_text);
+  // With cache_only, never touches the store (the event loop): a token whose id is neither
+  // cached nor known to be unknown is kNotCached, to be verified again where blocking is fine.
+  Result Verify(std::string_view token_text, bool cache_only = false);
 
   // The stored form of a token secret: HMAC-SHA256(pepper, secret).
   std::string HashSecret(std::string_view secret) const;
