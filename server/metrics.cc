@@ -36,6 +36,14 @@ void Counter(std::string* out, const std::string& name, const std::string& help,
 }
 }  // namespace
 
+std::string_view BodyLimitName(BodyLimit limit) {
+  switch (limit) {
+    case BodyLimit::kAttributes: return "attributes";
+    case BodyLimit::kChecks: return "checks";
+  }
+  return "attributes";
+}
+
 std::string Metrics::Render(const std::string& revision) const {
   std::string out;
   out += "# HELP warden_decisions_total Decisions answered, by outcome and reason.\n"
@@ -66,6 +74,12 @@ std::string Metrics::Render(const std::string& revision) const {
   out += "# HELP warden_policy_info The revision of the serving policy snapshot.\n# TYPE warden_policy_info gauge\n";
   out += "warden_policy_info{revision=\"" + revision + "\"} 1\n";
   Counter(&out, "warden_login_failures_total", "Failed logins.", login_failures.load());
+  out += "# HELP warden_limit_exceeded_total Request bodies refused by a bound, by bound.\n"
+         "# TYPE warden_limit_exceeded_total counter\n";
+  for (int l = 0; l < kBodyLimits; ++l) {
+    out += "warden_limit_exceeded_total{limit=\"" + std::string(BodyLimitName(static_cast<BodyLimit>(l))) + "\"} " +
+           std::to_string(limit_exceeded[static_cast<size_t>(l)].load()) + "\n";
+  }
   return out;
 }
 
