@@ -551,7 +551,7 @@ std::shared_ptr<CompiledPolicy> BuildPolicy(const CatalogImpl& catalog, const Po
         if (attrs.empty()) scope.resource_closed = false;
         for (const auto& [name, type] : attrs) {
           auto it = std::find_if(scope.resource_attributes.begin(), scope.resource_attributes.end(),
-                                 [&](const auto& e) { return e.first == name; });
+                                 [&key = name](const auto& e) { return e.first == key; });
           if (it == scope.resource_attributes.end()) {
             scope.resource_attributes.emplace_back(name, type);
           } else if (it->second != type) {
