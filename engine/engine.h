@@ -226,7 +226,7 @@ class PolicyFieldIndex {
  public:
   explicit PolicyFieldIndex(std::string_view yaml_text);  // no fields when it does not parse
   // The field of the node at or just before 1-based line:column; "" when nothing on that line
-  // is at or before the column.
+  // is at or before the column. O(log fields).
   std::string At(int line, int column) const;
 
  private:
@@ -235,7 +235,7 @@ class PolicyFieldIndex {
     int column;  // 1-based
     std::string path;
   };
-  std::vector<Field> fields_;  // in document order
+  std::vector<Field> fields_;  // by (line, column); document order among equal positions
 };
 
 // New documents for `account`: empty (scratch), a copy of a role, or a copy of another
