@@ -23,8 +23,9 @@ cmake --build build-fuzz -j "${JOBS:-2}" --target "${target}_fuzz"
 corpus=build-fuzz/corpus/$target
 findings=build-fuzz/findings/$target
 mkdir -p "$corpus" "$findings"
-# ASan's leak check is on (detect_leaks); UBSan aborts on the first report.
-ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
+# ASan's leak check is on (detect_leaks), its quarantine small (the YAML targets allocate a
+# lot: 700 MB of RSS with the default); UBSan aborts on the first report.
+ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:quarantine_size_mb=16} \
 UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
   "build-fuzz/tests/fuzz/${target}_fuzz" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$findings/" ${FUZZ_ARGS:-} "$corpus" "tests/fuzz/corpus/$target"

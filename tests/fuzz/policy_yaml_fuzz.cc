@@ -1,13 +1,18 @@
 // The policy YAML compiler on arbitrary text: as a role file of a tree with a fixed catalog
-// (engine::CompileSources) and as a service-account document (CompileAccountPolicy).
+// (engine::CompileSources), as a service-account document (CompileAccountPolicy), and as
+// YAML read for the server (YamlToJson: config files).
 // Oracle beyond "no crash, no leak, no UB": a result has a snapshot/policy exactly when it has
-// no errors, and every error is positioned (line and column >= 1) and named.
+// no errors, and every error is positioned (line and column >= 1) and named. An account
+// document that compiles also parses (ParsePolicyDoc), and its re-emitted text (what a copy
+// of the account stores, EmitPolicyYaml) compiles too.
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <span>
 #include <string>
 
 #include "engine/engine.h"
+#include "engine/yaml_json.h"
 
 namespace {
 
@@ -28,6 +33,7 @@ void CheckErrors(const std::vector<warden::engine::CompileError>& errors) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace warden;
   using namespace warden::engine;
   static const TreeResult base = CompileSources({{"catalog.yaml", kCatalog}}, "fuzz");
   if (!base.snapshot) std::abort();
@@ -47,5 +53,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   PolicyResult account = CompileAccountPolicy(*base.snapshot, text, "sa.yaml", "fuzz");
   if ((account.policy == nullptr) == account.errors.empty()) std::abort();
   CheckErrors(account.errors);
+  if (account.policy) {
+    std::vector<CompileError> errors;
+    StatusOr<PolicyDoc> doc = ParsePolicyDoc(text, "sa.yaml", &errors);
+    if (!doc.ok()) {
+      std::fprintf(stderr, "compiles but does not parse: %s\n", doc.status().message().c_str());
+      std::abort();
+    }
+    const std::string emitted = EmitPolicyYaml(*doc);
+    PolicyResult again = CompileAccountPolicy(*base.snapshot, emitted, "copy.yaml", "fuzz");
+    if (!again.policy) {
+      std::fprintf(stderr, "the re-emitted document does not compile: %s\n%s\n", again.errors[0].ToString().c_str(),
+                   emitted.c_str());
+      std::abort();
+    }
+  }
+
+  if (auto json = YamlToJson(text, "c.yaml"); !json.ok() && json.status().message().rfind("c.yaml:", 0) != 0) std::abort();
   return 0;
 }
