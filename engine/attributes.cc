@@ -45,30 +45,58 @@ const Value* Attributes::Find(std::string_view key) const {
   return nullptr;
 }
 
+Status Attributes::Add(std::string_view key, Value value, std::string_view field) {
+  const std::string bag(field);
+  if (items_.size() >= kMaxAttributes) {
+    return InvalidArgumentError(bag + " has more than " + std::to_string(kMaxAttributes) + " attributes", bag);
+  }
+  if (key.empty() || key.size() > kMaxAttributeKeyBytes) {
+    return InvalidArgumentError(bag + ": attribute names must be 1-" + std::to_string(kMaxAttributeKeyBytes) +
+                                    " bytes", bag);
+  }
+  const std::string path = bag + "." + std::string(key);
+  const std::string too_long = " longer than " + std::to_string(kMaxAttributeStringBytes) + " bytes";
+  if (const auto* s = std::get_if<std::string>(&value); s != nullptr && s->size() > kMaxAttributeStringBytes) {
+    return InvalidArgumentError(path + " is" + too_long, path);
+  }
+  if (const auto* list = std::get_if<std::vector<std::string>>(&value)) {
+    if (list->size() > kMaxAttributeListItems) {
+      return InvalidArgumentError(path + " has more than " + std::to_string(kMaxAttributeListItems) + " items", path);
+    }
+    for (const std::string& item : *list) {
+      if (item.size() > kMaxAttributeStringBytes) return InvalidArgumentError(path + " has an item" + too_long, path);
+    }
+  }
+  for (const auto& [k, v] : items_) {
+    if (k == key) return InvalidArgumentError("duplicate attribute " + path, path);
+  }
+  items_.emplace_back(std::string(key), std::move(value));
+  return Status();
+}
+
 StatusOr<Attributes> Attributes::FromJson(const nlohmann::json& object, std::string_view field_prefix) {
   Attributes out;
   if (object.is_null()) return out;
-  if (!object.is_object()) {
-    return InvalidArgumentError(std::string(field_prefix) + " must be an object", std::string(field_prefix));
-  }
+  const std::string prefix(field_prefix);
+  if (!object.is_object()) return InvalidArgumentError(prefix + " must be an object", prefix);
   for (const auto& [key, value] : object.items()) {
-    std::string field = std::string(field_prefix) + "." + key;
+    std::string field = prefix + "." + key;
     if (value.is_null()) continue;
     if (value.is_boolean()) {
-      out.Set(key, value.get<bool>());
+      RETURN_IF_ERROR(out.Add(key, value.get<bool>(), prefix));
     } else if (value.is_number()) {
       double d = value.get<double>();
       if (!std::isfinite(d)) return InvalidArgumentError(field + " must be a finite number", field);
-      out.Set(key, d);
+      RETURN_IF_ERROR(out.Add(key, d, prefix));
     } else if (value.is_string()) {
-      out.Set(key, value.get<std::string>());
+      RETURN_IF_ERROR(out.Add(key, value.get<std::string>(), prefix));
     } else if (value.is_array()) {
       std::vector<std::string> list;
       for (const auto& item : value) {
         if (!item.is_string()) return InvalidArgumentError(field + " must be an array of strings", field);
         list.push_back(item.get<std::string>());
       }
-      out.Set(key, std::move(list));
+      RETURN_IF_ERROR(out.Add(key, std::move(list), prefix));
     } else {
       return InvalidArgumentError(field + " must be a string, number, boolean or array of strings", field);
     }

@@ -552,7 +552,7 @@ std::shared_ptr<CompiledPolicy> BuildPolicy(const CatalogImpl& catalog, const Po
         if (attrs.empty()) scope.resource_closed = false;
         for (const auto& [name, type] : attrs) {
           auto it = std::find_if(scope.resource_attributes.begin(), scope.resource_attributes.end(),
-                                 [&](const auto& e) { return e.first == name; });
+                                 [&key = name](const auto& e) { return e.first == key; });
           if (it == scope.resource_attributes.end()) {
             scope.resource_attributes.emplace_back(name, type);
           } else if (it->second != type) {
@@ -621,6 +621,14 @@ bool YamlToAttributes(YamlFile& yf, const YAML::Node& node, std::string_view wha
   bool ok = true;
   for (const auto& e : *entries) {
     const YAML::Node& v = e.value;
+    auto add = [&](Value value) {  // the bounds of attributes from outside (engine.h)
+      Status added = out->Add(e.key, std::move(value), what);
+      if (!added.ok()) {
+        yf.Error(e.key_node, added.message());
+        ok = false;
+      }
+      return added.ok() || out->size() < kMaxAttributes;  // a full bag: one error, not one per key
+    };
     if (v.IsNull()) continue;
     if (v.IsScalar()) {
       const std::string& s = v.Scalar();
@@ -628,11 +636,11 @@ bool YamlToAttributes(YamlFile& yf, const YAML::Node& node, std::string_view wha
       double num = 0;
       auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), num);
       if (!quoted && (s == "true" || s == "false")) {
-        out->Set(e.key, s == "true");
+        if (!add(s == "true")) return false;
       } else if (!quoted && !s.empty() && ec == std::errc() && ptr == s.data() + s.size()) {
-        out->Set(e.key, num);
+        if (!add(num)) return false;
       } else {
-        out->Set(e.key, s);
+        if (!add(s)) return false;
       }
     } else if (v.IsSequence()) {
       std::vector<std::string> list;
@@ -644,7 +652,7 @@ bool YamlToAttributes(YamlFile& yf, const YAML::Node& node, std::string_view wha
         }
         list.push_back(item.Scalar());
       }
-      out->Set(e.key, std::move(list));
+      if (!add(std::move(list))) return false;
     } else {
       yf.Error(v, "attribute '" + e.key + "' must be a string, number, bool or list of strings");
       ok = false;

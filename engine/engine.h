@@ -55,15 +55,30 @@ struct Decision {
 // An attribute value of a resource, principal or context.
 using Value = std::variant<std::monostate, bool, double, std::string, std::vector<std::string>>;
 
-// A small attribute bag (linear lookup: requests carry a handful of attributes).
+// Bounds of one attribute bag from outside (a check's resource or context, a user's or an
+// account's stored attributes, a policy test's), so that lookups stay a short linear scan and
+// no body can make building a bag expensive. Documented in docs/policies.md ("Attributes").
+inline constexpr size_t kMaxAttributes = 64;
+inline constexpr size_t kMaxAttributeKeyBytes = 128;
+inline constexpr size_t kMaxAttributeStringBytes = 2048;  // a string, or one item of a list
+inline constexpr size_t kMaxAttributeListItems = 256;
+
+// A small attribute bag (linear lookup: a bag holds at most kMaxAttributes from Add).
 class Attributes {
  public:
+  // Adds or replaces `key`, unchecked (for values the code itself builds).
   void Set(std::string key, Value value);
+  // Adds `key` from outside input, within the bounds above: InvalidArgument when the bag is
+  // full or the key is too long (naming `field`, the bag), or when the value is too long or
+  // `key` is already present (naming `field.key`). O(size()) <= O(kMaxAttributes).
+  [[nodiscard]] Status Add(std::string_view key, Value value, std::string_view field);
   const Value* Find(std::string_view key) const;  // nullptr when absent
   bool empty() const { return items_.empty(); }
+  size_t size() const { return items_.size(); }
   const std::vector<std::pair<std::string, Value>>& items() const { return items_; }
   // From a JSON object: strings, numbers, booleans, arrays of strings; null = absent.
-  // Other shapes are InvalidArgument naming `field_prefix.key`.
+  // Other shapes, and anything over the bounds (Add), are InvalidArgument naming the field
+  // (`field_prefix` or `field_prefix.key`).
   static StatusOr<Attributes> FromJson(const nlohmann::json& object, std::string_view field_prefix);
 
  private:
@@ -230,7 +245,7 @@ class PolicyFieldIndex {
  public:
   explicit PolicyFieldIndex(std::string_view yaml_text);  // no fields when it does not parse
   // The field of the node at or just before 1-based line:column; "" when nothing on that line
-  // is at or before the column.
+  // is at or before the column. O(log fields).
   std::string At(int line, int column) const;
 
  private:
@@ -239,7 +254,7 @@ class PolicyFieldIndex {
     int column;  // 1-based
     std::string path;
   };
-  std::vector<Field> fields_;  // in document order
+  std::vector<Field> fields_;  // by (line, column); document order among equal positions
 };
 
 // New documents for `account`: empty (scratch), a copy of a role, or a copy of another

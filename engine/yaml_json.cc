@@ -1,5 +1,7 @@
 #include "engine/yaml_json.h"
 
+#include "engine/yaml_reader.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <cstdlib>
@@ -8,15 +10,13 @@
 namespace warden::engine {
 namespace {
 
-constexpr int kMaxDepth = 64;
-
 std::string Where(std::string_view file, const YAML::Mark& mark) {
   return std::string(file) + ":" + std::to_string(mark.line + 1) + ":" +
          std::to_string(mark.column + 1);
 }
 
 StatusOr<nlohmann::json> Convert(const YAML::Node& node, std::string_view file, int depth) {
-  if (depth > kMaxDepth) {
+  if (depth > kMaxYamlDepth) {
     return InvalidArgumentError(Where(file, node.Mark()) + ": nesting too deep");
   }
   switch (node.Type()) {
@@ -68,6 +68,11 @@ StatusOr<nlohmann::json> Convert(const YAML::Node& node, std::string_view file, 
 }  // namespace
 
 StatusOr<nlohmann::json> YamlToJson(std::string_view text, std::string_view file) {
+  // Convert walks the tree, so an alias would be walked once per reference (see ScanYaml).
+  if (auto refused = ScanYaml(text)) {
+    return InvalidArgumentError(
+        CompileError{std::string(file), refused->pos.line, refused->pos.column, refused->message}.ToString());
+  }
   try {
     YAML::Node root = YAML::Load(std::string(text));
     return Convert(root, file, 0);

@@ -12,7 +12,8 @@
 namespace warden::engine {
 
 // Scalars become strings unless plainly numeric/boolean/null (unquoted `true`, `42`, `~`);
-// quoted scalars stay strings. Errors are InvalidArgument "file:line:col: message".
+// quoted scalars stay strings. Anchors and aliases are refused, depth and size bounded, before
+// a tree is built (ScanYaml). Errors are InvalidArgument "file:line:col: message".
 StatusOr<nlohmann::json> YamlToJson(std::string_view text, std::string_view file);
 
 }  // namespace warden::engine

@@ -1,49 +1,76 @@
 #include "engine/yaml_reader.h"
 
 #include <set>
+#include <sstream>
+
+#include <yaml-cpp/eventhandler.h>
 #include <utility>
 
 namespace warden::engine {
 
 namespace {
 
-// Flow collections nest without indentation; reject absurd nesting before yaml-cpp recurses.
-// Quotes and comments are skipped roughly (a false positive only needs 64 brackets in a row).
-std::optional<size_t> FlowDepthExceeded(std::string_view text) {
-  int depth = 0;
-  char quote = 0;
-  bool comment = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (comment) {
-      if (c == '\n') comment = false;
-      continue;
-    }
-    if (quote) {
-      if (c == quote) quote = 0;
-      continue;
-    }
-    switch (c) {
-      case '#': comment = i == 0 || text[i - 1] == ' ' || text[i - 1] == '\n' || text[i - 1] == '\t'; break;
-      case '"': case '\'':
-        if (i == 0 || text[i - 1] == ' ' || text[i - 1] == '[' || text[i - 1] == '{' ||
-            text[i - 1] == ',' || text[i - 1] == ':' || text[i - 1] == '\n') {
-          quote = c;
-        }
-        break;
-      case '[': case '{':
-        if (++depth > kMaxYamlDepth) return i;
-        break;
-      case ']': case '}':
-        if (depth > 0) --depth;
-        break;
-      case '\n':
-        break;
-      default: break;
+Pos PosOfMark(const YAML::Mark& m) {
+  return Pos{m.line >= 0 ? m.line + 1 : 1, m.column >= 0 ? m.column + 1 : 1};
+}
+
+// A yaml-cpp exception (positioned) or another library exception as an error.
+YamlScanError InvalidYaml(const std::exception& e) {
+  if (const auto* yaml = dynamic_cast<const YAML::Exception*>(&e)) {
+    return YamlScanError{PosOfMark(yaml->mark), "invalid YAML: " + yaml->msg};
+  }
+  return YamlScanError{Pos{}, std::string("invalid YAML: ") + e.what()};
+}
+
+// Counts events and refuses the first anchor, alias, over-deep collection or node past the
+// budget by throwing Refused, which stops YAML::Parser at once (it parses on demand).
+class ScanHandler : public YAML::EventHandler {
+ public:
+  struct Refused {
+    YamlScanError error;
+  };
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override { Node(mark, anchor); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { Refuse(mark, kAnchorMessage); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                const std::string&) override {
+    Node(mark, anchor);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    Open(mark, anchor);
+  }
+  void OnSequenceEnd() override { --depth_; }
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    Open(mark, anchor);
+  }
+  void OnMapEnd() override { --depth_; }
+  // Called before the anchored node's own event, with the same mark (the '&').
+  void OnAnchor(const YAML::Mark& mark, const std::string&) override { Refuse(mark, kAnchorMessage); }
+
+ private:
+  static constexpr const char* kAnchorMessage = "anchors and aliases are not allowed";
+
+  [[noreturn]] static void Refuse(const YAML::Mark& mark, std::string message) {
+    throw Refused{YamlScanError{PosOfMark(mark), std::move(message)}};
+  }
+  void Node(const YAML::Mark& mark, YAML::anchor_t anchor) {
+    if (anchor != YAML::NullAnchor) Refuse(mark, kAnchorMessage);
+    if (++nodes_ > kMaxYamlNodes) Refuse(mark, "more than " + std::to_string(kMaxYamlNodes) + " YAML nodes");
+  }
+  void Open(const YAML::Mark& mark, YAML::anchor_t anchor) {
+    Node(mark, anchor);
+    if (++depth_ > kMaxYamlDepth) {
+      Refuse(mark, "nesting deeper than " + std::to_string(kMaxYamlDepth) + " levels");
     }
   }
-  return std::nullopt;
-}
+
+  size_t nodes_ = 0;
+  int depth_ = 0;
+};
 
 Pos PosFromOffset(std::string_view text, size_t offset) {
   Pos p;
@@ -60,17 +87,26 @@ Pos PosFromOffset(std::string_view text, size_t offset) {
 
 }  // namespace
 
+std::optional<YamlScanError> ScanYaml(std::string_view text) {
+  std::istringstream in{std::string(text)};
+  ScanHandler handler;
+  try {
+    YAML::Parser parser(in);
+    while (parser.HandleNextDocument(handler)) {
+    }
+  } catch (const ScanHandler::Refused& refused) {
+    return refused.error;
+  } catch (const std::exception& e) {
+    return InvalidYaml(e);
+  }
+  return std::nullopt;
+}
+
 void YamlFile::Error(Pos pos, std::string message) {
   errors_->push_back(CompileError{file_, pos.line, pos.column, std::move(message)});
 }
 
-Pos YamlFile::PosOf(const YAML::Node& node) const {
-  YAML::Mark m = node.Mark();
-  Pos p;
-  p.line = m.line >= 0 ? m.line + 1 : 1;
-  p.column = m.column >= 0 ? m.column + 1 : 1;
-  return p;
-}
+Pos YamlFile::PosOf(const YAML::Node& node) const { return PosOfMark(node.Mark()); }
 
 Pos YamlFile::PosIn(const ScalarRef& ref, int offset) const {
   if (ref.inline_shift < 0) return ref.pos;
@@ -86,20 +122,18 @@ std::optional<YAML::Node> YamlFile::Load() {
     Error(PosFromOffset(text_, text_.find('\0')), "file contains a NUL byte (not YAML text)");
     return std::nullopt;
   }
-  if (auto at = FlowDepthExceeded(text_)) {
-    Error(PosFromOffset(text_, *at), "nesting deeper than " + std::to_string(kMaxYamlDepth) + " levels");
+  // Before LoadAll: the scan is what keeps aliases, depth and node count from costing more
+  // than the text's length (see ScanYaml). Its syntax errors are the ones LoadAll would throw.
+  if (auto refused = ScanYaml(text_)) {
+    Error(refused->pos, std::move(refused->message));
     return std::nullopt;
   }
   std::vector<YAML::Node> docs;
   try {
     docs = YAML::LoadAll(std::string(text_));
-  } catch (const YAML::Exception& e) {
-    Pos p;
-    if (e.mark.line >= 0) p = Pos{e.mark.line + 1, e.mark.column + 1};
-    Error(p, "invalid YAML: " + e.msg);
-    return std::nullopt;
   } catch (const std::exception& e) {
-    Error(Pos{}, std::string("invalid YAML: ") + e.what());
+    YamlScanError error = InvalidYaml(e);
+    Error(error.pos, std::move(error.message));
     return std::nullopt;
   }
   if (docs.empty() || docs[0].IsNull()) {
@@ -110,35 +144,11 @@ std::optional<YAML::Node> YamlFile::Load() {
     Error(PosOf(docs[1]), "more than one YAML document in a file");
     return std::nullopt;
   }
-  if (!CheckDepth(docs[0])) return std::nullopt;
   if (!docs[0].IsMap()) {
     Error(docs[0], "expected a mapping with apiVersion and kind");
     return std::nullopt;
   }
   return docs[0];
-}
-
-bool YamlFile::CheckDepth(const YAML::Node& root) {
-  // Iterative walk: block nesting is bounded only by yaml-cpp's own guard (2000 levels).
-  std::vector<std::pair<YAML::Node, int>> stack;
-  stack.emplace_back(root, 1);
-  while (!stack.empty()) {
-    auto [node, depth] = stack.back();
-    stack.pop_back();
-    if (depth > kMaxYamlDepth) {
-      Error(node, "nesting deeper than " + std::to_string(kMaxYamlDepth) + " levels");
-      return false;
-    }
-    if (node.IsSequence()) {
-      for (const auto& child : node) stack.emplace_back(child, depth + 1);
-    } else if (node.IsMap()) {
-      for (const auto& kv : node) {
-        stack.emplace_back(kv.first, depth + 1);
-        stack.emplace_back(kv.second, depth + 1);
-      }
-    }
-  }
-  return true;
 }
 
 std::optional<std::vector<YamlFile::Field>> YamlFile::Entries(const YAML::Node& node,

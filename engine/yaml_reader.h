@@ -1,5 +1,6 @@
-// Reading policy YAML with positions: loads one file defensively (size and nesting limits,
-// yaml-cpp exceptions turned into CompileErrors) and offers checked accessors that report
+// Reading policy YAML with positions: loads one file defensively (size, nesting and node-count
+// limits, no anchors or aliases, yaml-cpp exceptions turned into CompileErrors; see ScanYaml)
+// and offers checked accessors that report
 // `file:line:col: message` errors for wrong shapes, unknown keys and duplicate keys.
 // yaml-cpp 0.7 accepts duplicate map keys silently, so Fields() detects them itself.
 //
@@ -19,12 +20,28 @@
 namespace warden::engine {
 
 inline constexpr size_t kMaxPolicyFileBytes = 1 << 20;
-inline constexpr int kMaxYamlDepth = 64;
+inline constexpr int kMaxYamlDepth = 64;        // collections open at once
+inline constexpr size_t kMaxYamlNodes = 1 << 18;  // scalars, collections and nulls of a file
 
 struct Pos {
   int line = 1;  // 1-based
   int column = 1;
 };
+
+// What ScanYaml refused, at the event (or parse error) that made it refuse.
+struct YamlScanError {
+  Pos pos;
+  std::string message;  // "anchors and aliases are not allowed", "invalid YAML: ...", ...
+};
+
+// Reads the event stream of every document of `text` with YAML::Parser, before anything builds
+// a node tree, and stops at the first anchor or alias, at a collection nested deeper than
+// kMaxYamlDepth, after kMaxYamlNodes nodes, or at a syntax error. Linear in `text`.
+// Why before YAML::Load: yaml-cpp shares an aliased node, so the tree is small, but any walk
+// of it (a depth check, a conversion) visits the expansion; 668 bytes of nested aliases
+// (9 levels of 9) expand to 9^9 nodes and cost a minute of CPU. Policy files have no use for
+// aliases, so they are refused rather than bounded.
+std::optional<YamlScanError> ScanYaml(std::string_view text);
 
 // A scalar with the position of its first character, and where its text can be found
 // verbatim in the file (for positions of tokens inside it, e.g. in `when:`).
@@ -69,8 +86,6 @@ class YamlFile {
                                                     bool allow_empty);
 
  private:
-  bool CheckDepth(const YAML::Node& root);
-
   std::string file_;
   std::string_view text_;
   std::vector<CompileError>* errors_;

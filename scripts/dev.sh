@@ -4,13 +4,15 @@
 #   bash scripts/dev.sh run    build, then start warden on its embedded defaults
 #                              (SQLite under ./data, policies from ./policies, 127.0.0.1:8080)
 #   bash scripts/dev.sh test   build and run every test with ctest, in a normal build and in an
-#                              AddressSanitizer + UndefinedBehaviorSanitizer build; fails if either fails
+#                              AddressSanitizer + UndefinedBehaviorSanitizer build, then every
+#                              libFuzzer target for FUZZ_SECONDS (default 60) each
+#                              (scripts/fuzz_ci.sh, clang-14); fails if any of them fails
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(g++ cmake ninja-build pkg-config git curl openssl sqlite3 libsqlite3-dev zlib1g-dev libssl-dev
   libyaml-cpp-dev libre2-dev libcpp-httplib-dev node-llhttp nlohmann-json3-dev libsimdjson-dev libcli11-dev catch2
-  libbenchmark-dev wrk python3)
+  libbenchmark-dev wrk python3 clang-14 libclang-rt-14-dev)
 JOBS=${JOBS:-$(nproc)}
 
 deps() {
@@ -46,6 +48,7 @@ case "${1:-}" in
     build build-san -DCMAKE_BUILD_TYPE=Debug -DWARDEN_SANITIZE=ON -DWARDEN_BENCH=OFF
     (cd build-san && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
       UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 2)
+    JOBS=$JOBS bash scripts/fuzz_ci.sh
     ;;
   build)
     deps

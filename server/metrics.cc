@@ -38,6 +38,14 @@ void Counter(std::string* out, const std::string& name, const std::string& help,
 }
 }  // namespace
 
+std::string_view BodyLimitName(BodyLimit limit) {
+  switch (limit) {
+    case BodyLimit::kAttributes: return "attributes";
+    case BodyLimit::kChecks: return "checks";
+  }
+  return "attributes";
+}
+
 std::string Metrics::Render(const std::string& revision) const {
   std::string out;
   out += "# HELP warden_decisions_total Decisions answered, by outcome and reason.\n"
@@ -78,6 +86,12 @@ std::string Metrics::Render(const std::string& revision) const {
   for (size_t i = 0; i < kHttpLimits; ++i) {
     out += std::string("warden_http_limit_total{limit=\"") + HttpLimitName(static_cast<HttpLimit>(i)) + "\"} " +
            std::to_string(http_limits[i].load()) + "\n";
+  }
+  out += "# HELP warden_limit_exceeded_total Request bodies refused by a bound, by bound.\n"
+         "# TYPE warden_limit_exceeded_total counter\n";
+  for (int l = 0; l < kBodyLimits; ++l) {
+    out += "warden_limit_exceeded_total{limit=\"" + std::string(BodyLimitName(static_cast<BodyLimit>(l))) + "\"} " +
+           std::to_string(limit_exceeded[static_cast<size_t>(l)].load()) + "\n";
   }
   return out;
 }

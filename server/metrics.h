@@ -11,6 +11,14 @@
 
 namespace warden::server {
 
+// Bounds of request bodies whose refusals are counted: warden_limit_exceeded_total{limit=...}.
+enum class BodyLimit {
+  kAttributes,  // engine::Attributes::Add: count, name and value lengths, list length, duplicates
+  kChecks,      // Config::max_batch_checks
+};
+inline constexpr int kBodyLimits = 2;
+std::string_view BodyLimitName(BodyLimit limit);  // "attributes", "checks"
+
 class Histogram {
  public:
   // Upper bounds in seconds.
@@ -54,6 +62,11 @@ struct Metrics {
   // Set from the store when /metrics is rendered.
   std::atomic<int64_t> decision_journal_backlog_bytes{0};
 
+  std::array<std::atomic<uint64_t>, kBodyLimits> limit_exceeded{};  // by BodyLimit
+
+  void CountLimitExceeded(BodyLimit limit) {
+    limit_exceeded[static_cast<size_t>(limit)].fetch_add(1, std::memory_order_relaxed);
+  }
   void CountDecision(bool allowed, engine::Reason reason) {
     decisions[allowed ? 1 : 0][static_cast<size_t>(reason)].fetch_add(1, std::memory_order_relaxed);
   }

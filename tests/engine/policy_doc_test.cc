@@ -193,5 +193,22 @@ TEST_CASE("PolicyFieldIndex names the JSON field of each error in an emitted doc
   CHECK(PolicyFieldIndex("a: [").At(1, 1) == "");
 }
 
+TEST_CASE("PolicyFieldIndex names each of a thousand errors on one line", "[policy_doc]") {
+  auto snapshot = Tree();
+  PolicyDoc doc;
+  doc.account = "a";
+  std::vector<std::string> actions;
+  for (int i = 0; i < 1000; ++i) actions.push_back("x" + std::to_string(i));
+  doc.permissions = {{"company", actions}};
+  const std::string yaml = EmitPolicyYaml(doc);
+  PolicyResult r = CompileAccountPolicy(*snapshot, yaml, "a.yaml", "a");
+  REQUIRE(r.errors.size() == actions.size());
+  const PolicyFieldIndex index(yaml);
+  for (size_t i = 0; i < r.errors.size(); ++i) {
+    INFO(r.errors[i].ToString());
+    CHECK(index.At(r.errors[i].line, r.errors[i].column) == "permissions.company[" + std::to_string(i) + "]");
+  }
+}
+
 }  // namespace
 }  // namespace warden::engine

@@ -514,6 +514,70 @@ TEST_CASE("check: bad input on every field is a 4xx and writes no row", "[check]
   CHECK(DecisionRowCount(server) == rows_before + 1);
 }
 
+TEST_CASE("check: attribute bounds are 400s naming the bag, counted, and write no row", "[check]") {
+  TempDir dir;
+  TestServer server({.data_dir = dir.path()});
+  const std::string session = server.Login();
+  AccountRef acct = CreateAccount(server, session, "bounded", "role", "viewer");
+  const std::string token = CreateToken(server, session, acct.name).token;
+  const std::string t = "\"token\": \"" + token + "\"";
+  auto many = [](int n) {
+    std::string attrs = "{";
+    for (int i = 0; i < n; ++i) attrs += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":1";
+    return attrs + "}";
+  };
+  auto batch = [&](const std::string& resource) {
+    return "{" + t + ", \"checks\": [{\"model\": \"company\", \"action\": \"view\", \"resource\": " + resource + "}]}";
+  };
+  const std::string single = "{" + t + ", \"model\": \"company\", \"action\": \"view\", ";
+  auto list = [](int n) {
+    std::string items = "[";
+    for (int i = 0; i < n; ++i) items += i ? ",\"t\"" : "\"t\"";
+    return items + "]";
+  };
+  const std::string huge = batch(many(90000));
+  REQUIRE(huge.size() > 850000);
+  REQUIRE(huge.size() < (1 << 20));  // under the payload limit: the attribute bound refuses it
+  const std::vector<BadInput> cases = {
+      {"65 resource attributes", batch(many(65)), "", 400, "checks[0].resource"},
+      {"90,000 resource attributes (900 KB)", huge, "", 400, "checks[0].resource"},
+      {"65 context attributes", single + "\"context\": " + many(65) + "}", "", 400, "context"},
+      {"an attribute name of 129 bytes", batch("{\"" + std::string(129, 'k') + "\": 1}"), "", 400, "checks[0].resource"},
+      {"a string of 2049 bytes", single + "\"resource\": {\"s\": \"" + std::string(2049, 's') + "\"}}", "", 400, "resource.s"},
+      {"a list of 257 items", batch("{\"tags\": " + list(257) + "}"), "", 400, "checks[0].resource.tags"},
+      {"a duplicate attribute", batch("{\"owner\": \"a\", \"owner\": \"b\"}"), "", 400, "checks[0].resource.owner"},
+  };
+  const std::string attributes_limit = "warden_limit_exceeded_total{limit=\"attributes\"}";
+  const std::string checks_limit = "warden_limit_exceeded_total{limit=\"checks\"}";
+  const std::string m0 = server.Get("/metrics").body;
+  REQUIRE(MetricValue(m0, attributes_limit) == 0);
+  for (const auto& c : cases) {
+    INFO(c.name);
+    Reply r = server.Call("POST", "/v1/check", c.body, "", {}, "application/json");
+    INFO(r.body.substr(0, 500));
+    CHECK(r.status == c.status);
+    REQUIRE(r.json.is_object());
+    CHECK(r.json["error"]["code"] == "invalid_argument");
+    CHECK(r.json["error"]["message"].is_string());
+    CHECK(r.json["error"]["field"] == c.field);
+  }
+  json too_many = json::array();
+  for (int i = 0; i < 101; ++i) too_many.push_back({{"model", "company"}, {"action", "view"}});
+  REQUIRE(server.Post("/v1/check", {{"token", token}, {"checks", too_many}}).status == 400);
+  const std::string m1 = server.Get("/metrics").body;
+  CHECK(MetricValue(m1, attributes_limit) == static_cast<double>(cases.size()));
+  CHECK(MetricValue(m1, checks_limit) == 1);
+  CHECK(DecisionRowCount(server) == 0);
+  // 64 attributes, 256 items and 2048-byte strings are within the bounds.
+  const std::string within = many(62);
+  Reply ok = server.Call("POST", "/v1/check", batch(within.substr(0, within.size() - 1) + ",\"tags\":" + list(256) +
+                                                    ",\"s\":\"" + std::string(2048, 's') + "\"}"),
+                         "", {}, "application/json");
+  INFO(ok.body);
+  CHECK(ok.status == 200);
+  CHECK(DecisionRowCount(server) == 1);
+}
+
 TEST_CASE("check: one row per evaluated check, and the token is stored and logged nowhere", "[check]") {
   TempDir dir;
   TestServer server({.data_dir = dir.path()});
