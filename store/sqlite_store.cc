@@ -26,6 +26,19 @@
 
 namespace warden::store {
 
+template <typename Body>
+auto SqliteStore::AdminWrite(Body&& body) {
+  using Result = decltype(body(std::declval<Connection&>()));
+  std::lock_guard<std::mutex> lock(write_mu_);
+  Transaction tx(admin_.get());
+  if (!tx.status().ok()) return Result(tx.status());
+  Result result = body(*admin_);
+  if (!result.ok()) return result;
+  Status committed = tx.Commit();
+  if (!committed.ok()) return Result(committed);
+  return result;
+}
+
 namespace {
 
 // The key of principal_rows_.
@@ -791,29 +804,23 @@ StatusOr<Tenant> InsertTenant(Connection& c, const Clock& clock, const std::stri
 }  // namespace
 
 StatusOr<Tenant> SqliteStore::EnsureDefaultTenant() {
-  std::lock_guard<std::mutex> lock(write_mu_);
-  Connection& c = *admin_;
-  Transaction tx(&c);
-  RETURN_IF_ERROR(tx.status());
-  auto existing = LoadTenant(c, "id", kDefaultTenantId);
-  if (existing.ok()) return existing;
-  if (existing.status().code() != StatusCode::kNotFound) return existing.status();
-  ASSIGN_OR_RETURN(Tenant t, InsertTenant(c, clock_, kDefaultTenantId, kDefaultTenantId));
-  RETURN_IF_ERROR(tx.Commit());
-  return t;
+  return AdminWrite([&](Connection& c) -> StatusOr<Tenant> {
+    auto existing = LoadTenant(c, "id", kDefaultTenantId);
+    if (existing.ok()) return existing;
+    if (existing.status().code() != StatusCode::kNotFound) return existing.status();
+    ASSIGN_OR_RETURN(Tenant t, InsertTenant(c, clock_, kDefaultTenantId, kDefaultTenantId));
+    return t;
+  });
 }
 
 StatusOr<Tenant> SqliteStore::CreateTenant(const std::string& id, const std::string& name) {
-  std::lock_guard<std::mutex> lock(write_mu_);
-  Connection& c = *admin_;
-  Transaction tx(&c);
-  RETURN_IF_ERROR(tx.status());
-  auto existing = LoadTenant(c, "id", id);
-  if (existing.ok()) return AlreadyExistsError("tenant " + id + " exists");
-  if (existing.status().code() != StatusCode::kNotFound) return existing.status();
-  ASSIGN_OR_RETURN(Tenant t, InsertTenant(c, clock_, id, name));
-  RETURN_IF_ERROR(tx.Commit());
-  return t;
+  return AdminWrite([&](Connection& c) -> StatusOr<Tenant> {
+    auto existing = LoadTenant(c, "id", id);
+    if (existing.ok()) return AlreadyExistsError("tenant " + id + " exists");
+    if (existing.status().code() != StatusCode::kNotFound) return existing.status();
+    ASSIGN_OR_RETURN(Tenant t, InsertTenant(c, clock_, id, name));
+    return t;
+  });
 }
 
 StatusOr<std::vector<Tenant>> SqliteStore::ListTenants() {
@@ -835,18 +842,15 @@ StatusOr<Tenant> SqliteStore::GetTenant(const std::string& tenant_id) {
 
 StatusOr<std::string> SqliteStore::RotateTenantToken(const std::string& tenant_id,
                                                      const AuditEntry* audit) {
-  std::lock_guard<std::mutex> lock(write_mu_);
-  Connection& c = *admin_;
-  Transaction tx(&c);
-  RETURN_IF_ERROR(tx.status());
-  std::string token = NewUuid();
-  ASSIGN_OR_RETURN(Stmt s, c.Prepare("UPDATE tenants SET tenant_token = ? WHERE id = ?"));
-  s.Bind(1, token).Bind(2, tenant_id);
-  RETURN_IF_ERROR(s.Run("rotating the tenant token"));
-  if (c.Changes() == 0) return NotFoundError("tenant not found");
-  RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, tenant_id, tenant_id, ""));
-  RETURN_IF_ERROR(tx.Commit());
-  return token;
+  return AdminWrite([&](Connection& c) -> StatusOr<std::string> {
+    std::string token = NewUuid();
+    ASSIGN_OR_RETURN(Stmt s, c.Prepare("UPDATE tenants SET tenant_token = ? WHERE id = ?"));
+    s.Bind(1, token).Bind(2, tenant_id);
+    RETURN_IF_ERROR(s.Run("rotating the tenant token"));
+    if (c.Changes() == 0) return NotFoundError("tenant not found");
+    RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, tenant_id, tenant_id, ""));
+    return token;
+  });
 }
 
 StatusOr<Tenant> SqliteStore::FindTenantByToken(const std::string& tenant_token) {
@@ -934,44 +938,39 @@ StatusOr<Page<User>> SqliteStore::ListUsers(const std::string& tenant_id,
 
 StatusOr<User> SqliteStore::UpdateUser(const std::string& tenant_id, const std::string& user_id,
                                        const UserUpdate& update, const AuditEntry* audit) {
-  std::lock_guard<std::mutex> lock(write_mu_);
-  Connection& c = *admin_;
-  Transaction tx(&c);
-  RETURN_IF_ERROR(tx.status());
-  ASSIGN_OR_RETURN(User u, LoadUser(c, tenant_id, user_id));
-  if (update.email) u.email = *update.email;
-  if (update.name) u.name = *update.name;
-  if (update.roles) u.roles = *update.roles;
-  if (update.attributes) u.attributes = *update.attributes;
-  if (update.enabled) u.enabled = *update.enabled;
-  if (update.password_hash) u.password_hash = *update.password_hash;
-  u.updated_at = clock_.NowMillis();
-  RETURN_IF_ERROR(ValidateUser(u));
-  ASSIGN_OR_RETURN(Stmt s, c.Prepare("UPDATE users SET email = ?, name = ?, roles = ?, "
-                                     "attributes = ?, enabled = ?, password_hash = ?, "
-                                     "updated_at = ? WHERE tenant_id = ? AND id = ?"));
-  s.Bind(1, u.email).Bind(2, u.name).Bind(3, RolesJson(u.roles)).Bind(4, DumpJson(u.attributes));
-  s.Bind(5, u.enabled).Bind(6, u.password_hash).Bind(7, u.updated_at).Bind(8, tenant_id);
-  s.Bind(9, user_id);
-  RETURN_IF_ERROR(UserWriteError(s.Run("updating a user")));
-  RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, tenant_id, u.id, u.email));
-  RETURN_IF_ERROR(tx.Commit());
-  return u;
+  return AdminWrite([&](Connection& c) -> StatusOr<User> {
+    ASSIGN_OR_RETURN(User u, LoadUser(c, tenant_id, user_id));
+    if (update.email) u.email = *update.email;
+    if (update.name) u.name = *update.name;
+    if (update.roles) u.roles = *update.roles;
+    if (update.attributes) u.attributes = *update.attributes;
+    if (update.enabled) u.enabled = *update.enabled;
+    if (update.password_hash) u.password_hash = *update.password_hash;
+    u.updated_at = clock_.NowMillis();
+    RETURN_IF_ERROR(ValidateUser(u));
+    ASSIGN_OR_RETURN(Stmt s, c.Prepare("UPDATE users SET email = ?, name = ?, roles = ?, "
+                                       "attributes = ?, enabled = ?, password_hash = ?, "
+                                       "updated_at = ? WHERE tenant_id = ? AND id = ?"));
+    s.Bind(1, u.email).Bind(2, u.name).Bind(3, RolesJson(u.roles)).Bind(4, DumpJson(u.attributes));
+    s.Bind(5, u.enabled).Bind(6, u.password_hash).Bind(7, u.updated_at).Bind(8, tenant_id);
+    s.Bind(9, user_id);
+    RETURN_IF_ERROR(UserWriteError(s.Run("updating a user")));
+    RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, tenant_id, u.id, u.email));
+    return u;
+  });
 }
 
 Status SqliteStore::DeleteUser(const std::string& tenant_id, const std::string& user_id,
                                const AuditEntry* audit) {
-  std::lock_guard<std::mutex> lock(write_mu_);
-  Connection& c = *admin_;
-  Transaction tx(&c);
-  RETURN_IF_ERROR(tx.status());
-  ASSIGN_OR_RETURN(User u, LoadUser(c, tenant_id, user_id));
-  // Sessions go with the user (ON DELETE CASCADE).
-  ASSIGN_OR_RETURN(Stmt s, c.Prepare("DELETE FROM users WHERE tenant_id = ? AND id = ?"));
-  s.Bind(1, tenant_id).Bind(2, user_id);
-  RETURN_IF_ERROR(s.Run("deleting a user"));
-  RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, tenant_id, u.id, u.email));
-  return tx.Commit();
+  return AdminWrite([&](Connection& c) -> Status {
+    ASSIGN_OR_RETURN(User u, LoadUser(c, tenant_id, user_id));
+    // Sessions go with the user (ON DELETE CASCADE).
+    ASSIGN_OR_RETURN(Stmt s, c.Prepare("DELETE FROM users WHERE tenant_id = ? AND id = ?"));
+    s.Bind(1, tenant_id).Bind(2, user_id);
+    RETURN_IF_ERROR(s.Run("deleting a user"));
+    RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, tenant_id, u.id, u.email));
+    return Status::Ok();
+  });
 }
 
 StatusOr<int64_t> SqliteStore::CountUsers(const std::string& tenant_id) {
@@ -1125,26 +1124,21 @@ StatusOr<ApiTokenRecord> InsertToken(Connection& c, const Clock& clock, const Ap
 
 StatusOr<ServiceAccount> SqliteStore::CreateAccount(const ServiceAccount& account,
                                                     const AuditEntry* audit) {
-  std::lock_guard<std::mutex> lock(write_mu_);
-  Connection& c = *admin_;
-  Transaction tx(&c);
-  RETURN_IF_ERROR(tx.status());
-  ASSIGN_OR_RETURN(ServiceAccount a, InsertAccount(c, clock_, account));
-  RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, a.tenant_id, a.id, a.name));
-  RETURN_IF_ERROR(tx.Commit());
-  return a;
+  return AdminWrite([&](Connection& c) -> StatusOr<ServiceAccount> {
+    ASSIGN_OR_RETURN(ServiceAccount a, InsertAccount(c, clock_, account));
+    RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, a.tenant_id, a.id, a.name));
+    return a;
+  });
 }
 
 Status SqliteStore::ImportAccounts(std::vector<ServiceAccount>* accounts, const std::vector<ApiTokenRecord>& tokens) {
-  std::lock_guard<std::mutex> lock(write_mu_);
-  Connection& c = *admin_;
-  Transaction tx(&c);
-  RETURN_IF_ERROR(tx.status());
-  for (ServiceAccount& a : *accounts) {
-    ASSIGN_OR_RETURN(a, InsertAccount(c, clock_, a));
-  }
-  for (const ApiTokenRecord& t : tokens) RETURN_IF_ERROR(InsertToken(c, clock_, t).status());
-  return tx.Commit();
+  return AdminWrite([&](Connection& c) -> Status {
+    for (ServiceAccount& a : *accounts) {
+      ASSIGN_OR_RETURN(a, InsertAccount(c, clock_, a));
+    }
+    for (const ApiTokenRecord& t : tokens) RETURN_IF_ERROR(InsertToken(c, clock_, t).status());
+    return Status::Ok();
+  });
 }
 
 StatusOr<ServiceAccount> SqliteStore::GetAccount(const std::string& tenant_id,
@@ -1190,52 +1184,47 @@ StatusOr<ServiceAccount> SqliteStore::UpdateAccount(const std::string& tenant_id
                                                     const std::string& account_id,
                                                     const AccountUpdate& update,
                                                     const AuditEntry* audit) {
-  std::lock_guard<std::mutex> lock(write_mu_);
-  Connection& c = *admin_;
-  Transaction tx(&c);
-  RETURN_IF_ERROR(tx.status());
-  ASSIGN_OR_RETURN(ServiceAccount a, LoadAccount(c, tenant_id, account_id, false));
-  if (update.name) a.name = *update.name;
-  if (update.description) a.description = *update.description;
-  if (update.enabled) a.enabled = *update.enabled;
-  if (update.attributes) a.attributes = *update.attributes;
-  if (a.name.empty()) return InvalidArgumentError("name is required", "name");
-  if (!a.attributes.is_object()) {
-    return InvalidArgumentError("attributes must be an object", "attributes");
-  }
-  a.updated_at = clock_.NowMillis();
-  ASSIGN_OR_RETURN(Stmt s, c.Prepare("UPDATE service_accounts SET name = ?, description = ?, "
-                                     "enabled = ?, attributes = ?, updated_at = ? WHERE "
-                                     "tenant_id = ? AND id = ?"));
-  s.Bind(1, a.name).Bind(2, a.description).Bind(3, a.enabled).Bind(4, DumpJson(a.attributes));
-  s.Bind(5, a.updated_at).Bind(6, tenant_id).Bind(7, account_id);
-  RETURN_IF_ERROR(AccountNameError(s.Run("updating a service account")));
-  RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, tenant_id, a.id, a.name));
-  RETURN_IF_ERROR(tx.Commit());
-  return a;
+  return AdminWrite([&](Connection& c) -> StatusOr<ServiceAccount> {
+    ASSIGN_OR_RETURN(ServiceAccount a, LoadAccount(c, tenant_id, account_id, false));
+    if (update.name) a.name = *update.name;
+    if (update.description) a.description = *update.description;
+    if (update.enabled) a.enabled = *update.enabled;
+    if (update.attributes) a.attributes = *update.attributes;
+    if (a.name.empty()) return InvalidArgumentError("name is required", "name");
+    if (!a.attributes.is_object()) {
+      return InvalidArgumentError("attributes must be an object", "attributes");
+    }
+    a.updated_at = clock_.NowMillis();
+    ASSIGN_OR_RETURN(Stmt s, c.Prepare("UPDATE service_accounts SET name = ?, description = ?, "
+                                       "enabled = ?, attributes = ?, updated_at = ? WHERE "
+                                       "tenant_id = ? AND id = ?"));
+    s.Bind(1, a.name).Bind(2, a.description).Bind(3, a.enabled).Bind(4, DumpJson(a.attributes));
+    s.Bind(5, a.updated_at).Bind(6, tenant_id).Bind(7, account_id);
+    RETURN_IF_ERROR(AccountNameError(s.Run("updating a service account")));
+    RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, tenant_id, a.id, a.name));
+    return a;
+  });
 }
 
 Status SqliteStore::SoftDeleteAccount(const std::string& tenant_id, const std::string& account_id,
                                       const AuditEntry* audit) {
-  std::lock_guard<std::mutex> lock(write_mu_);
-  Connection& c = *admin_;
-  Transaction tx(&c);
-  RETURN_IF_ERROR(tx.status());
-  ASSIGN_OR_RETURN(ServiceAccount a, LoadAccount(c, tenant_id, account_id, false));
-  const int64_t now = clock_.NowMillis();
-  {
-    ASSIGN_OR_RETURN(Stmt s, c.Prepare("UPDATE service_accounts SET deleted_at = ?, "
-                                       "updated_at = ? WHERE tenant_id = ? AND id = ?"));
-    s.Bind(1, std::max<int64_t>(now, 1)).Bind(2, now).Bind(3, tenant_id).Bind(4, account_id);
-    RETURN_IF_ERROR(s.Run("deleting a service account"));
-  }
-  {
-    ASSIGN_OR_RETURN(Stmt s, c.Prepare("DELETE FROM api_tokens WHERE account_id = ?"));
-    s.Bind(1, account_id);
-    RETURN_IF_ERROR(s.Run("deleting the tokens of a service account"));
-  }
-  RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, tenant_id, a.id, a.name));
-  return tx.Commit();
+  return AdminWrite([&](Connection& c) -> Status {
+    ASSIGN_OR_RETURN(ServiceAccount a, LoadAccount(c, tenant_id, account_id, false));
+    const int64_t now = clock_.NowMillis();
+    {
+      ASSIGN_OR_RETURN(Stmt s, c.Prepare("UPDATE service_accounts SET deleted_at = ?, "
+                                         "updated_at = ? WHERE tenant_id = ? AND id = ?"));
+      s.Bind(1, std::max<int64_t>(now, 1)).Bind(2, now).Bind(3, tenant_id).Bind(4, account_id);
+      RETURN_IF_ERROR(s.Run("deleting a service account"));
+    }
+    {
+      ASSIGN_OR_RETURN(Stmt s, c.Prepare("DELETE FROM api_tokens WHERE account_id = ?"));
+      s.Bind(1, account_id);
+      RETURN_IF_ERROR(s.Run("deleting the tokens of a service account"));
+    }
+    RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, tenant_id, a.id, a.name));
+    return Status::Ok();
+  });
 }
 
 StatusOr<PolicyVersion> SqliteStore::SetPolicy(const std::string& tenant_id,
@@ -1245,37 +1234,34 @@ StatusOr<PolicyVersion> SqliteStore::SetPolicy(const std::string& tenant_id,
                                                const std::string& actor_id,
                                                std::optional<int64_t> expected_version,
                                                const AuditEntry* audit) {
-  std::lock_guard<std::mutex> lock(write_mu_);
-  Connection& c = *admin_;
-  Transaction tx(&c);
-  RETURN_IF_ERROR(tx.status());
-  ASSIGN_OR_RETURN(ServiceAccount a, LoadAccount(c, tenant_id, account_id, false));
-  if (expected_version && *expected_version != a.policy_version) {
-    return FailedPreconditionError("the policy is at version " +
-                                   std::to_string(a.policy_version) + ", not " +
-                                   std::to_string(*expected_version));
-  }
-  PolicyVersion v{tenant_id,  account_id, a.policy_version + 1, policy_yaml,
-                  clock_.NowMillis(), actor_type, actor_id};
-  {
-    ASSIGN_OR_RETURN(Stmt s, c.Prepare("INSERT INTO service_account_policy_versions (tenant_id, "
-                                       "account_id, version, policy_yaml, created_at, "
-                                       "actor_type, actor_id) VALUES (?, ?, ?, ?, ?, ?, ?)"));
-    s.Bind(1, v.tenant_id).Bind(2, v.account_id).Bind(3, v.version).Bind(4, v.policy_yaml);
-    s.Bind(5, v.created_at).Bind(6, v.actor_type).Bind(7, v.actor_id);
-    RETURN_IF_ERROR(s.Run("storing a policy version"));
-  }
-  {
-    ASSIGN_OR_RETURN(Stmt s, c.Prepare("UPDATE service_accounts SET policy_yaml = ?, "
-                                       "policy_version = ?, updated_at = ? WHERE tenant_id = ? "
-                                       "AND id = ?"));
-    s.Bind(1, v.policy_yaml).Bind(2, v.version).Bind(3, v.created_at).Bind(4, tenant_id);
-    s.Bind(5, account_id);
-    RETURN_IF_ERROR(s.Run("setting the current policy"));
-  }
-  RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, tenant_id, a.id, a.name));
-  RETURN_IF_ERROR(tx.Commit());
-  return v;
+  return AdminWrite([&](Connection& c) -> StatusOr<PolicyVersion> {
+    ASSIGN_OR_RETURN(ServiceAccount a, LoadAccount(c, tenant_id, account_id, false));
+    if (expected_version && *expected_version != a.policy_version) {
+      return FailedPreconditionError("the policy is at version " +
+                                     std::to_string(a.policy_version) + ", not " +
+                                     std::to_string(*expected_version));
+    }
+    PolicyVersion v{tenant_id,  account_id, a.policy_version + 1, policy_yaml,
+                    clock_.NowMillis(), actor_type, actor_id};
+    {
+      ASSIGN_OR_RETURN(Stmt s, c.Prepare("INSERT INTO service_account_policy_versions (tenant_id, "
+                                         "account_id, version, policy_yaml, created_at, "
+                                         "actor_type, actor_id) VALUES (?, ?, ?, ?, ?, ?, ?)"));
+      s.Bind(1, v.tenant_id).Bind(2, v.account_id).Bind(3, v.version).Bind(4, v.policy_yaml);
+      s.Bind(5, v.created_at).Bind(6, v.actor_type).Bind(7, v.actor_id);
+      RETURN_IF_ERROR(s.Run("storing a policy version"));
+    }
+    {
+      ASSIGN_OR_RETURN(Stmt s, c.Prepare("UPDATE service_accounts SET policy_yaml = ?, "
+                                         "policy_version = ?, updated_at = ? WHERE tenant_id = ? "
+                                         "AND id = ?"));
+      s.Bind(1, v.policy_yaml).Bind(2, v.version).Bind(3, v.created_at).Bind(4, tenant_id);
+      s.Bind(5, account_id);
+      RETURN_IF_ERROR(s.Run("setting the current policy"));
+    }
+    RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, tenant_id, a.id, a.name));
+    return v;
+  });
 }
 
 StatusOr<std::vector<PolicyVersion>> SqliteStore::ListPolicyVersions(
@@ -1300,13 +1286,11 @@ StatusOr<std::vector<PolicyVersion>> SqliteStore::ListPolicyVersions(
 // ---------------------------------------------------------------- tokens
 
 Status SqliteStore::CreateToken(const ApiTokenRecord& token, const AuditEntry* audit) {
-  std::lock_guard<std::mutex> lock(write_mu_);
-  Connection& c = *admin_;
-  Transaction tx(&c);
-  RETURN_IF_ERROR(tx.status());
-  ASSIGN_OR_RETURN(ApiTokenRecord t, InsertToken(c, clock_, token));
-  RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, t.tenant_id, t.id, t.name));
-  return tx.Commit();
+  return AdminWrite([&](Connection& c) -> Status {
+    ASSIGN_OR_RETURN(ApiTokenRecord t, InsertToken(c, clock_, token));
+    RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, t.tenant_id, t.id, t.name));
+    return Status::Ok();
+  });
 }
 
 StatusOr<std::vector<ApiTokenRecord>> SqliteStore::ListTokens(const std::string& tenant_id,
@@ -1328,22 +1312,20 @@ StatusOr<std::vector<ApiTokenRecord>> SqliteStore::ListTokens(const std::string&
 
 Status SqliteStore::DeleteToken(const std::string& tenant_id, const std::string& account_id,
                                 const std::string& token_id, const AuditEntry* audit) {
-  std::lock_guard<std::mutex> lock(write_mu_);
-  Connection& c = *admin_;
-  Transaction tx(&c);
-  RETURN_IF_ERROR(tx.status());
-  std::string name;
-  {
-    ASSIGN_OR_RETURN(Stmt s, c.Prepare("DELETE FROM api_tokens WHERE tenant_id = ? AND "
-                                       "account_id = ? AND id = ? RETURNING name"));
-    s.Bind(1, tenant_id).Bind(2, account_id).Bind(3, token_id);
-    ASSIGN_OR_RETURN(bool row, s.Step("deleting a token"));
-    if (!row) return NotFoundError("token not found");
-    name = s.Text(0);
-    RETURN_IF_ERROR(s.Run("deleting a token"));
-  }
-  RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, tenant_id, token_id, name));
-  return tx.Commit();
+  return AdminWrite([&](Connection& c) -> Status {
+    std::string name;
+    {
+      ASSIGN_OR_RETURN(Stmt s, c.Prepare("DELETE FROM api_tokens WHERE tenant_id = ? AND "
+                                         "account_id = ? AND id = ? RETURNING name"));
+      s.Bind(1, tenant_id).Bind(2, account_id).Bind(3, token_id);
+      ASSIGN_OR_RETURN(bool row, s.Step("deleting a token"));
+      if (!row) return NotFoundError("token not found");
+      name = s.Text(0);
+      RETURN_IF_ERROR(s.Run("deleting a token"));
+    }
+    RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, tenant_id, token_id, name));
+    return Status::Ok();
+  });
 }
 
 StatusOr<TokenLookup> SqliteStore::LookupToken(const std::string& token_id) {

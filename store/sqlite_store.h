@@ -187,6 +187,10 @@ class SqliteStore final : public Store {
   // writer connections queue in-process rather than in SQLite's sleeping busy handler.
   // Lock order: write_mu_ before a connection's own mutex.
   mutable std::mutex write_mu_;
+  // The frame of an admin change: write_mu_, one transaction of the admin connection, `body`
+  // (returning Status or StatusOr<T>), then a commit when it succeeded (a rollback otherwise).
+  template <typename Body>
+  auto AdminWrite(Body&& body);  // defined in sqlite_store.cc, its only user
   std::unique_ptr<Connection> admin_;       // synchronous=FULL
   std::unique_ptr<Connection> log_;         // synchronous=NORMAL
   std::unique_ptr<Connection> checkpointer_;
