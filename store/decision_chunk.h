@@ -10,14 +10,16 @@
 // one small index per field.
 //
 // Blob layout (varints are LEB128; "zigzag" maps signed to unsigned):
-//   u8 version (1)
+//   u8 version (2; version 1 is still read)
 //   varint first_seq
 //   varint n_strings, then n_strings x (varint length, bytes)
 //   varint n_rows, then n_rows x row
 //   row: varint seq - previous seq (first_seq for the first row), zigzag time - previous
-//        time (0 for the first row; modulo 2^64), zigzag latency_us, u8 allowed, varint id
-//        length, id bytes, then kDictFields varint indexes into the strings (in DecisionRow
-//        order).
+//        time (0 for the first row; modulo 2^64), zigzag latency_us, u8 flags (bit 0
+//        allowed, bit 1 compact ULID), the id, then kDictFields varint indexes into the
+//        strings (in DecisionRow order). The id: a canonical ULID as zigzag (its time - the
+//        row's time) and its 80 random bits (10 bytes); anything else as varint length and
+//        bytes. (Version 1: u8 allowed, then every id as length and bytes.)
 #pragma once
 
 #include <cstdint>
