@@ -20,16 +20,22 @@ namespace {
 using json = nlohmann::json;
 
 TEST_CASE("durability: a row for every received decision survives kill -9", "[check]") {
+  // One account, and traffic spread over many (each pass of the decision mover then writes
+  // a chunk per account).
+  const int accounts = GENERATE(1, 150);
+  INFO(accounts << " accounts");
   TempDir dir;
-  std::string token, account_id;
+  std::vector<std::string> tokens;
   std::set<std::string> received;
   int64_t answers = 0;
   {
     auto server = std::make_unique<TestServer>(TestServer::Options{.data_dir = dir.path()});
     const std::string session = server->Login();
-    AccountRef acct = CreateAccount(*server, session, "durable", "role", "viewer");
-    account_id = acct.id;
-    token = CreateToken(*server, session, acct.name).token;
+    for (int a = 0; a < accounts; ++a) {
+      AccountRef acct = CreateAccount(*server, session, "durable-" + std::to_string(a), "role", "viewer");
+      tokens.push_back(CreateToken(*server, session, acct.name).token);
+    }
+    const std::string& token = tokens.front();
     REQUIRE(CheckReason(*server, token, "company", "view") == "ALLOW_RULE");
 
     constexpr int kThreads = 6;
@@ -44,15 +50,17 @@ TEST_CASE("durability: a row for every received decision survives kill -9", "[ch
         httplib::Client client("127.0.0.1", server->port());
         client.set_keep_alive(true);
         client.set_read_timeout(10, 0);
-        // Singles and batches of three, so that one answer can carry several decisions.
-        const std::string single = json{{"token", token}, {"model", "company"}, {"action", "view"}}.dump();
-        const std::string batch =
-            json{{"token", token},
-                 {"checks", json::array({{{"model", "company"}, {"action", "view"}},
-                                         {{"model", "company"}, {"action", "delete"}},
-                                         {{"model", "enduser"}, {"action", "view"}}})}}
-                .dump();
+        // Singles and batches of three, so that one answer can carry several decisions, each
+        // request with the next account's token.
         for (int i = 0; !stop.load(); ++i) {
+          const std::string& token = tokens[static_cast<size_t>(i * 7 + t) % tokens.size()];
+          const std::string single = json{{"token", token}, {"model", "company"}, {"action", "view"}}.dump();
+          const std::string batch =
+              json{{"token", token},
+                   {"checks", json::array({{{"model", "company"}, {"action", "view"}},
+                                           {{"model", "company"}, {"action", "delete"}},
+                                           {{"model", "enduser"}, {"action", "view"}}})}}
+                  .dump();
           auto r = client.Post("/v1/check", (i + t) % 4 == 0 ? batch : single, "application/json");
           if (!r) {  // the server is gone (or the connection broke): reconnect and retry
             if (stop.load()) break;
@@ -94,7 +102,7 @@ TEST_CASE("durability: a row for every received decision survives kill -9", "[ch
   // Restart on the same data directory: every received decision is in the history.
   TestServer server({.data_dir = dir.path()});
   const std::string session = server.Login();
-  std::vector<std::string> logged = DecisionIds(AllPages(server, session, "/v1/service-accounts/" + account_id + "/logs"));
+  std::vector<std::string> logged = DecisionIds(AllPages(server, session, "/v1/decisions"));
   std::set<std::string> logged_set(logged.begin(), logged.end());
   CHECK(logged_set.size() == logged.size());
   size_t missing = 0;
@@ -110,7 +118,7 @@ TEST_CASE("durability: a row for every received decision survives kill -9", "[ch
   CHECK(Sqlite(db, "PRAGMA integrity_check") == "ok");
 
   // And it serves again with the same token.
-  CHECK(CheckReason(server, token, "company", "view") == "ALLOW_RULE");
+  CHECK(CheckReason(server, tokens.back(), "company", "view") == "ALLOW_RULE");
 }
 
 }  // namespace
