@@ -126,6 +126,57 @@ void BM_HistoryPage(benchmark::State& state) {
 }
 BENCHMARK(BM_HistoryPage)->Arg(0)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosecond);
 
+// BM_LogsPage/F/D: the LOGS page (50 rows) over 1,000,000 decisions from 1,000 accounts in
+// turn (one chunk per account per move: the many-accounts shape), D pages deep, with filter F:
+// 0 none (one account), 1 allowed=false, 2 action=update, 3 a time window, 4 the tenant-wide
+// page. Issue 13 asks for <= 10 ms at 1M, 10M and 50M decisions; this measures 1M.
+void BM_LogsPage(benchmark::State& state) {
+  constexpr int kAccounts = 1000;
+  static const int64_t t0 = warden::SystemClock::Get().NowMillis();
+  static std::unique_ptr<TempStore> t = [] {
+    auto store = std::make_unique<TempStore>();
+    std::vector<DecisionRow> rows;
+    for (int i = 0; i < 1'000'000; i += 2) {
+      const std::string principal = "01JCQ2ZB4T4V0H6N5A5C" + std::to_string(100000 + (i / 2) % kAccounts);
+      rows.assign({BenchRow(true), BenchRow(false)});
+      for (auto& r : rows) {
+        r.principal_id = principal;
+        r.time = t0 + i / 20;  // ten requests a millisecond
+      }
+      if (!store->store().AppendDecisions(&rows).ok()) std::abort();
+      if (i % 2000 == 0 && !store->store().FlushDecisions().ok()) std::abort();  // passes as under load
+    }
+    if (!store->store().FlushDecisions().ok()) std::abort();
+    return store;
+  }();
+  warden::store::DecisionQuery q;
+  q.tenant_id = "default";
+  q.limit = 50;
+  switch (state.range(0)) {
+    case 0: q.principal_id = "01JCQ2ZB4T4V0H6N5A5C100007"; break;
+    case 1: q.principal_id = "01JCQ2ZB4T4V0H6N5A5C100007"; q.allowed = false; break;
+    case 2: q.principal_id = "01JCQ2ZB4T4V0H6N5A5C100007"; q.action = "update"; break;
+    case 3: q.principal_id = "01JCQ2ZB4T4V0H6N5A5C100007"; q.since = t0 + 10'000; q.until = t0 + 20'000; break;
+    default: break;  // tenant-wide
+  }
+  std::string cursor;
+  for (int64_t d = 0; d < state.range(1); ++d) {
+    q.cursor = cursor;
+    auto page = t->store().Query(q);
+    if (!page.ok()) std::abort();
+    cursor = page->next_cursor;
+    if (cursor.empty()) break;  // fewer pages than asked: measure the last one
+  }
+  q.cursor = cursor;
+  for (auto _ : state) {
+    auto page = t->store().Query(q);
+    if (!page.ok()) std::abort();
+    benchmark::DoNotOptimize(page->items.data());
+  }
+}
+BENCHMARK(BM_LogsPage)->Args({0, 0})->Args({1, 0})->Args({2, 0})->Args({3, 0})->Args({4, 0})->Args({0, 15})
+    ->Args({4, 1000})->Unit(benchmark::kMicrosecond);
+
 }  // namespace
 
 BENCHMARK_MAIN();
