@@ -1,0 +1,293 @@
+#!/usr/bin/env bash
+# Hostile clients against a real `warden serve` (issue 12; DESIGN.md section 7: "under each
+# attack of the hostile-client tests, another client's p99 stays within 2x, RSS < 128 MiB").
+#
+#   bench/attacks.sh                             # build ./build, every attack, 2 rounds
+#   ATTACKS="slowloris idle" ROUNDS=3 SKIP_BUILD=1 bench/attacks.sh
+#
+# Per attack one fresh server (a copy of one seeded data directory: ACCOUNTS accounts, one token
+# each, and BAD_TOKENS well-formed tokens nobody holds, by warden_seed), default limits. Then
+# ROUNDS x (victim alone, victim under attack), alternating. The victim is
+#   wrk $VICTIM --latency -s bench/check.lua      (one valid token, two checks: the default shape)
+# The attacker (bench/attacks/attack.py ATTACK) starts ATTACK_WARMUP s before the victim and
+# stops when the victim ends. During every victim run: the server's VmRSS sampled every 200 ms
+# (and VmHWM), its CPU time (all threads, and the event-loop thread `warden` alone). Around
+# every attack run: /metrics counters (warden_http_limit_total{limit=...},
+# warden_invalid_token_throttled_total, warden_token_unknown_cache_hits_total,
+# warden_limit_exceeded_total when present) and the decision rows (SUM(row_count) of
+# decision_chunk once the journal is drained): rows not from the victim are the attack's.
+#
+# Attacks (ATTACKS, default all; see bench/attacks/attack.py):
+#   big-attrs    ~900 KB unauthenticated check, 90,000 resource attributes, in a loop (BIG_ATTRS_CONNS=1)
+#   pipeline     pipelined GET /metrics, answers never read (PIPELINE_CONNS=16)
+#   pipeline-96  the same on 96 connections: past total_buffer_bytes (64 MiB) at 1 MiB each
+#   long-path    GET /v1/service-accounts/ + 8,000 / 100,000 x 'a', admin session (LONG_PATH_CONNS=2)
+#   yaml-alias   nested-alias permissions YAML (9 levels of 9), YAML_PARALLEL=16 at a time by an
+#                admin; answers in flight when the victim ends are awaited (YAML_DRAIN=240 s)
+#   slowloris    SLOWLORIS_CONNS=1000 connections, one header byte every 100-500 ms each
+#   bad-tokens   random well-formed bad tokens, one check a request (BAD_TOKENS_CONNS=4)
+#   bad-batches  the same, 100 checks a request
+#   idle         IDLE_CONNS=10500 idle keep-alive connections (max_connections is 10,000)
+#
+# Env: BUILD_DIR=build (configured Release + WARDEN_BENCH with Ninja when absent)  SKIP_BUILD=1
+#      ROUNDS=2  VICTIM="-t1 -c4 -d15s"  ATTACK_WARMUP=3  PORT (default: a free one)  KEEP=1
+#      ACCOUNTS=10 BAD_TOKENS=10000  ACCESS_LOG=on  SAFETY_RSS_MIB=2048 (the server is killed
+#      above this, to protect the shared machine; counted as a crash)
+# Exit 1 when a victim request failed (non-200, wrong decision, socket error) or the server died.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD_DIR=${BUILD_DIR:-build}
+case "$BUILD_DIR" in /*) BUILD=$BUILD_DIR ;; *) BUILD=$ROOT/$BUILD_DIR ;; esac
+ATTACKS=${ATTACKS:-"big-attrs pipeline pipeline-96 long-path yaml-alias slowloris bad-tokens bad-batches idle"}
+ROUNDS=${ROUNDS:-2}
+VICTIM=${VICTIM:-"-t1 -c4 -d15s"}
+ATTACK_WARMUP=${ATTACK_WARMUP:-3}
+ACCOUNTS=${ACCOUNTS:-10}
+BAD_TOKENS=${BAD_TOKENS:-10000}
+ACCESS_LOG=${ACCESS_LOG:-on}
+SAFETY_RSS_MIB=${SAFETY_RSS_MIB:-2048}
+BIG_ATTRS_CONNS=${BIG_ATTRS_CONNS:-1}
+PIPELINE_CONNS=${PIPELINE_CONNS:-16}
+LONG_PATH_CONNS=${LONG_PATH_CONNS:-2}
+YAML_PARALLEL=${YAML_PARALLEL:-16}
+YAML_DRAIN=${YAML_DRAIN:-240}
+SLOWLORIS_CONNS=${SLOWLORIS_CONNS:-1000}
+BAD_TOKENS_CONNS=${BAD_TOKENS_CONNS:-4}
+IDLE_CONNS=${IDLE_CONNS:-10500}
+ATTACKER=$ROOT/bench/attacks/attack.py
+for tool in wrk sqlite3 curl python3 openssl; do
+  command -v $tool >/dev/null || { echo "attacks.sh: $tool is not installed" >&2; exit 1; }
+done
+PORT=${PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+URL=http://127.0.0.1:$PORT
+
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+  [[ -f $BUILD/build.ninja || -f $BUILD/Makefile ]] || cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DWARDEN_BENCH=ON >&2
+  cmake --build "$BUILD" --target warden warden_seed -j2 >&2
+fi
+WARDEN=$BUILD/warden
+SEED=$BUILD/bench/warden_seed
+
+WORK=$(mktemp -d /tmp/warden-attacks.XXXXXX)
+RAW=$WORK/raw.txt; : > "$RAW"
+PID="" APID="" SPID=""
+stop_pid() {  # SIGTERM the server we started, wait for it to exit
+  if [[ -n "$PID" ]] && kill -0 "$PID" 2>/dev/null; then
+    kill "$PID"
+    for _ in $(seq 1 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$PID" 2>/dev/null && { echo "attacks.sh: pid $PID did not stop" >&2; kill -9 "$PID"; }
+  fi
+  [[ -n "$PID" ]] && { wait "$PID" 2>/dev/null || true; }
+  PID=""
+}
+cleanup() {
+  for p in $APID $SPID; do kill "$p" 2>/dev/null || true; done
+  stop_pid
+  [[ "${KEEP:-0}" == 1 ]] && echo "kept $WORK" >&2 || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+PEPPER=$(openssl rand -hex 32)
+PASSWORD=attack-admin-password-$$
+"$SEED" --data "$WORK/seed" --policies "$ROOT/policies" --policy "$ROOT/bench/bench-account.yaml" \
+  --pepper "$PEPPER" --accounts "$ACCOUNTS" --tokens-per-account 1 --tokens-out "$WORK/tokens.txt" \
+  --bad-tokens-out "$WORK/bad-tokens.txt" --bad-tokens "$BAD_TOKENS" >&2
+export WARDEN_BENCH_TOKENS=$WORK/tokens.txt WARDEN_BENCH_TPA=1 WARDEN_BENCH_SHAPE=one WARDEN_BENCH_BATCH=2
+CHECKS=2
+
+echo "# warden $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD -- server store engine common || echo -dirty) | $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2) | $(nproc) CPUs | load $(cut -d' ' -f1-3 /proc/loadavg) | port $PORT | $(date -u +%FT%TZ)"
+
+start_server() {  # attack -> a fresh server on a copy of the seeded directory
+  DATA=$WORK/data-$1
+  rm -rf "$DATA"; cp -r "$WORK/seed" "$DATA"
+  WARDEN_LISTEN=127.0.0.1:$PORT WARDEN_DATA=$DATA WARDEN_POLICIES=$ROOT/policies \
+  WARDEN_TOKEN_PEPPER=$PEPPER WARDEN_ADMIN_PASSWORD=$PASSWORD WARDEN_WATCH_POLICIES=false \
+  WARDEN_ACCESS_LOG=$([[ $ACCESS_LOG == on ]] && echo true || echo false) \
+    "$WARDEN" serve > "$WORK/warden-$1.log" 2>&1 &
+  PID=$!
+  for _ in $(seq 1 100); do curl -sf "$URL/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+  curl -sf "$URL/healthz" >/dev/null || { echo "warden did not start:" >&2; cat "$WORK/warden-$1.log" >&2; exit 1; }
+}
+alive() { [[ -n "$PID" ]] && kill -0 "$PID" 2>/dev/null; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat" 2>/dev/null || echo 0; }       # all threads, 1/100 s
+loop_ticks() { awk '{print $14 + $15}' "/proc/$PID/task/$PID/stat" 2>/dev/null || echo 0; }  # the event loop
+metrics() {  # the counters of interest as key=value (limit_<name>=, throttled=, unknown_hits=, limit_exceeded=)
+  curl -s -m 300 "$URL/metrics" | awk '
+    /^warden_http_limit_total\{/ { match($1, /limit="[^"]*"/); n = substr($1, RSTART + 7, RLENGTH - 8); printf "lim_%s=%s ", n, $2 }
+    /^warden_invalid_token_throttled_total / { printf "throttled=%s ", $2 }
+    /^warden_token_unknown_cache_hits_total / { printf "unknown_hits=%s ", $2 }
+    /^warden_limit_exceeded_total/ { printf "limit_exceeded=%s ", $2 }
+    /^warden_decision_log_rows_total / { printf "log_rows=%s ", $2 }'
+}
+settle() {  # until the mover has moved every journaled row (backlog gauge 0), at most 5 min
+  for _ in $(seq 1 3000); do
+    [[ $(curl -s -m 300 "$URL/metrics" | awk '/^warden_decision_journal_backlog_bytes/{print $2}') == 0 ]] && return
+    alive || return
+    sleep 0.1
+  done
+  echo "attacks.sh: the decision journal did not drain in 5 minutes" >&2
+}
+decision_rows() { sqlite3 "$DATA/warden.db" 'SELECT COALESCE(SUM(row_count), 0) FROM decision_chunk' 2>/dev/null || echo -1; }
+quiesce() {  # until the server uses < 0.2 CPU s per s (in-flight work of the last attack done), at most 10 min
+  local t0 t1 waited=0
+  while alive && (( waited < 600 )); do
+    t0=$(cpu_ticks); sleep 1; t1=$(cpu_ticks); waited=$((waited + 1))
+    (( t1 - t0 < 20 )) && break
+  done
+  echo $waited
+}
+attack_args() {  # attack -> the attack.py command line
+  local common="--port $PORT --bad-tokens $WORK/bad-tokens.txt --password $PASSWORD"
+  case $1 in
+    big-attrs) echo "big-attrs $common --conns $BIG_ATTRS_CONNS" ;;
+    pipeline) echo "pipeline $common --conns $PIPELINE_CONNS" ;;
+    pipeline-96) echo "pipeline $common --conns 96" ;;
+    long-path) echo "long-path $common --conns $LONG_PATH_CONNS" ;;
+    yaml-alias) echo "yaml-alias $common --parallel $YAML_PARALLEL --drain $YAML_DRAIN" ;;
+    slowloris) echo "slowloris $common --conns $SLOWLORIS_CONNS" ;;
+    bad-tokens) echo "bad-tokens $common --conns $BAD_TOKENS_CONNS" ;;
+    bad-batches) echo "bad-batches $common --conns $BAD_TOKENS_CONNS" ;;
+    idle) echo "idle $common --conns $IDLE_CONNS" ;;
+    *) echo "attacks.sh: unknown attack $1" >&2; exit 2 ;;
+  esac
+}
+
+victim() {  # label -> one victim run with RSS sampling; appends its line to RAW
+  local label=$1 c0 c1 l0 l1 out res samp
+  python3 "$ATTACKER" sample --pid "$PID" --kill-above-kib $((SAFETY_RSS_MIB * 1024)) > "$WORK/sample.txt" &
+  SPID=$!
+  c0=$(cpu_ticks) l0=$(loop_ticks)
+  out=$(wrk $VICTIM --latency -s "$ROOT/bench/check.lua" "$URL" 2>&1 || true)
+  c1=$(cpu_ticks) l1=$(loop_ticks)
+  kill "$SPID" 2>/dev/null || true; wait "$SPID" 2>/dev/null || true; SPID=""
+  res=$(grep '^RESULT' <<<"$out" || echo "RESULT requests=0 rps=0 p50_us=0 p90_us=0 p99_us=0 max_us=0 ok=0 non200=0 wrong_decision=0 sock_err=1 good=0 badtok=0")
+  samp=$(grep '^SAMPLE' "$WORK/sample.txt" || echo "SAMPLE rss_max_kib=0 hwm_kib=0")
+  echo "$label ${res#RESULT } ${samp#SAMPLE } srv_cpu_s=$(awk -v a="$c0" -v b="$c1" 'BEGIN{printf "%.2f", (b-a)/100}') loop_cpu_s=$(awk -v a="$l0" -v b="$l1" 'BEGIN{printf "%.2f", (b-a)/100}')"
+}
+
+for attack in $ATTACKS; do
+  start_server "$attack"
+  echo "## $attack: warden pid=$PID idle $(grep VmRSS /proc/$PID/status | tr -s ' \t' ' ')"
+  wrk -t1 -c4 -d2s -s "$ROOT/bench/check.lua" "$URL" > /dev/null  # warm-up
+  for round in $(seq 1 "$ROUNDS"); do
+    waited=$(quiesce)
+    line=$(victim "$attack $round alone")
+    echo "$line quiesce_s=$waited" | tee -a "$RAW"
+    alive || { echo "$attack $round crash phase=alone" | tee -a "$RAW"; break; }
+
+    settle; rows0=$(decision_rows); m0=$(metrics)
+    # shellcheck disable=SC2046
+    python3 "$ATTACKER" $(attack_args "$attack") > "$WORK/attack.out" 2> "$WORK/attack.err" &
+    APID=$!
+    for _ in $(seq 1 600); do grep -q '^ready' "$WORK/attack.err" && break; kill -0 $APID 2>/dev/null || break; sleep 0.1; done
+    sleep "$ATTACK_WARMUP"
+    line=$(victim "$attack $round attack")
+    kill "$APID" 2>/dev/null || true
+    t_stop=$(date +%s.%N)
+    wait "$APID" 2>/dev/null || true; APID=""
+    t_done=$(date +%s.%N)
+    alive || { echo "$line" >> "$RAW"; echo "$attack $round crash phase=attack" | tee -a "$RAW"; tail -20 "$WORK/warden-$attack.log" >&2; break; }
+    settle; rows1=$(decision_rows); m1=$(metrics)
+    a=$(grep '^ATTACK' "$WORK/attack.out" | cut -d' ' -f3- || true)
+    ans=$(grep '^ANSWER' "$WORK/attack.out" | cut -d' ' -f3- | tr -d '\n' | tr ' ' '_' | cut -c1-160 || true)
+    grep -v '^started\|^ready' "$WORK/attack.err" | tail -5 >&2 || true
+    echo "$line rows=$((rows1 - rows0)) stop_wait_s=$(awk -v a="$t_stop" -v b="$t_done" 'BEGIN{printf "%.1f", b-a}') $(sed 's/\([a-z_0-9]*\)=/a_\1=/g' <<<"$a") $(sed 's/\([a-z_0-9]*\)=/m0_\1=/g' <<<"$m0") $(sed 's/\([a-z_0-9]*\)=/m1_\1=/g' <<<"$m1")" | tee -a "$RAW"
+    [[ -n "$ans" ]] && echo "$attack $round answer $ans" | tee -a "$RAW"
+  done
+  alive || echo "$attack 0 crash phase=end" >> "$RAW"
+  echo "## $attack: access log $(wc -l < "$WORK/warden-$attack.log") lines; VmHWM $(awk '/VmHWM/{print $2}' /proc/$PID/status 2>/dev/null) kB"
+  stop_pid
+done
+
+cp "$RAW" /tmp/warden-attacks-last-raw.txt
+echo
+echo "victim: wrk $VICTIM --latency -s bench/check.lua $URL (one token, $CHECKS checks a request); load now $(cut -d' ' -f1-3 /proc/loadavg)"
+CHECKS=$CHECKS python3 - "$RAW" <<'PY'
+import os, sys, statistics as st
+checks = int(os.environ['CHECKS'])
+runs, answers, crashed = {}, {}, set()
+order = []
+for line in open(sys.argv[1]):
+    f = line.split()
+    if len(f) < 3: continue
+    name, rnd, phase = f[0], f[1], f[2]
+    if name not in order: order.append(name)
+    if phase == 'crash': crashed.add(name); continue
+    if phase == 'answer': answers.setdefault(name, ' '.join(f[3:])); continue
+    kv = {}
+    for x in f[3:]:
+        if '=' in x:
+            k, v = x.split('=', 1); kv[k] = v
+    runs.setdefault((name, phase), []).append(kv)
+
+def num(r, k, d=0.0):
+    try: return float(r.get(k, d))
+    except ValueError: return d
+
+fail = 0
+rows_out = []
+print(f"\n{'attack':<12} {'rnd':>3} {'phase':<7} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>8} {'max ms':>8} {'errs':>5} {'RSS max MiB':>11} {'HWM MiB':>8} {'srv CPU s':>9} {'loop CPU s':>10}")
+for name in order:
+    for phase in ('alone', 'attack'):
+        for i, r in enumerate(runs.get((name, phase), []), 1):
+            errs = int(num(r, 'non200') + num(r, 'wrong_decision') + num(r, 'sock_err'))
+            fail += errs
+            print(f"{name:<12} {i:>3} {phase:<7} {num(r,'rps'):>7.0f} {num(r,'p50_us')/1000:>7.3f} {num(r,'p99_us')/1000:>8.3f} {num(r,'max_us')/1000:>8.1f} {errs:>5} "
+                  f"{num(r,'rss_max_kib')/1024:>11.1f} {num(r,'hwm_kib')/1024:>8.1f} {num(r,'srv_cpu_s'):>9.2f} {num(r,'loop_cpu_s'):>10.2f}")
+
+print("\nPer attack (victim p99: median over rounds; RSS: max over the attack runs)")
+hdr = f"| attack | victim p99 alone | under attack | ratio (<= 2x) | victim max under attack | victim errors | RSS max (< 128 MiB) | VmHWM | server answered the attacker | attack counts | metrics (delta over the attack runs) | decision rows from the attack | result |"
+print(hdr)
+print("|" + "---|" * hdr.count(" | ") + "---|")
+for name in order:
+    alone, att = runs.get((name, 'alone'), []), runs.get((name, 'attack'), [])
+    if not alone or not att:
+        print(f"| {name} | - | - | - | - | - | - | - | - | - | - | - | {'CRASH' if name in crashed else 'NO DATA'} |")
+        fail += 1
+        continue
+    p_alone = st.median(num(r, 'p99_us') for r in alone) / 1000
+    p_att = st.median(num(r, 'p99_us') for r in att) / 1000
+    ratio = p_att / p_alone if p_alone else float('inf')
+    mx = max(num(r, 'max_us') for r in att) / 1000
+    errs = sum(int(num(r, 'non200') + num(r, 'wrong_decision') + num(r, 'sock_err')) for r in att + alone)
+    rss = max(num(r, 'rss_max_kib') for r in att) / 1024
+    hwm = max(num(r, 'hwm_kib') for r in att) / 1024
+    killed = any(num(r, 'killed') for r in att)
+    # what the attacker saw, summed over rounds
+    tot = {}
+    for r in att:
+        for k, v in r.items():
+            if k.startswith('a_') and k != 'a_name':
+                try: tot[k[2:]] = tot.get(k[2:], 0) + float(v)
+                except ValueError: pass
+    statuses = ', '.join(f"{k[1:]} x{int(v)}" for k, v in sorted(tot.items()) if k[0] == 's' and k[1:].isdigit())
+    counts = ', '.join(f"{k}={v:g}" for k, v in sorted(tot.items())
+                       if not (k[0] == 's' and k[1:].isdigit()) and not k.startswith('answer_s') and k not in ('ran_s', 'body_bytes', 'request_bytes'))
+    if 'answer_s_max' in tot:
+        counts += f", answer time {min(num(r,'a_answer_s_min',1e9) for r in att):.1f}-{max(num(r,'a_answer_s_max') for r in att):.1f} s"
+    # metric deltas
+    deltas = {}
+    for r in att:
+        for k, v in r.items():
+            if k.startswith('m1_'):
+                d = num(r, k) - num(r, 'm0_' + k[3:])
+                if d: deltas[k[3:]] = deltas.get(k[3:], 0) + d
+    mtext = ', '.join(f"{k}+{v:g}" for k, v in sorted(deltas.items()) if k != 'log_rows') or 'none'
+    victim_rows = sum(num(r, 'good') * checks for r in att)
+    total_rows = sum(num(r, 'rows') for r in att)
+    attack_rows = total_rows - victim_rows
+    rows_note = f"{attack_rows:g} (total {total_rows:g} - victim {victim_rows:g}; victim in flight up to {4*checks*len(att)})"
+    if name.startswith('bad-'):
+        ok200 = tot.get('s200', 0)
+        slack = 4 * checks * len(att) + 4 * len(att)
+        bounded = abs(attack_rows - ok200) <= slack
+        rows_note += f"; attacker's 200s {ok200:g}: one row each {'OK' if bounded else 'MISMATCH'}"
+        if not bounded: fail += 1
+    ok_ratio, ok_rss = ratio <= 2.0, rss < 128 and not killed
+    res = 'MET' if ok_ratio and ok_rss and errs == 0 and name not in crashed else 'MISSED'
+    if name in crashed: res = 'CRASH'; fail += 1
+    ans = answers.get(name, '')
+    print(f"| {name} | {p_alone:.3f} ms | {p_att:.3f} ms | {ratio:.2f}x {'MET' if ok_ratio else 'MISSED'} | {mx:.1f} ms | {errs} | {rss:.1f} MiB{' (KILLED at the safety bound)' if killed else ''} {'MET' if ok_rss else 'MISSED'} | {hwm:.1f} MiB | {statuses or 'no answer'}{' ' + ans if ans else ''} | {counts} | {mtext} | {rows_note} | {res} |")
+print("\nALL VICTIM REQUESTS OK, no crash" if fail == 0 else f"\nFAILURES: {fail} (victim errors, crashes or row mismatches)")
+sys.exit(1 if fail else 0)
+PY
