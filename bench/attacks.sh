@@ -27,7 +27,8 @@
 #   slowloris    SLOWLORIS_CONNS=1000 connections, one header byte every 100-500 ms each
 #   bad-tokens   random well-formed bad tokens, one check a request (BAD_TOKENS_CONNS=4)
 #   bad-batches  the same, 100 checks a request
-#   idle         IDLE_CONNS=10500 idle keep-alive connections (max_connections is 10,000)
+#   idle         IDLE_CONNS=10500 idle keep-alive connections (max_connections is 10,000), held
+#   idle-churn   the same, and each connection the server closes is opened again at once
 #
 # Env: BUILD_DIR=build (configured Release + WARDEN_BENCH with Ninja when absent)  SKIP_BUILD=1
 #      ROUNDS=2  VICTIM="-t1 -c4 -d15s"  ATTACK_WARMUP=3  PORT (default: a free one)  KEEP=1
@@ -38,7 +39,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-build}
 case "$BUILD_DIR" in /*) BUILD=$BUILD_DIR ;; *) BUILD=$ROOT/$BUILD_DIR ;; esac
-ATTACKS=${ATTACKS:-"big-attrs pipeline pipeline-96 long-path yaml-alias slowloris bad-tokens bad-batches idle"}
+ATTACKS=${ATTACKS:-"big-attrs pipeline pipeline-96 long-path yaml-alias slowloris bad-tokens bad-batches idle idle-churn"}
 ROUNDS=${ROUNDS:-2}
 VICTIM=${VICTIM:-"-t1 -c4 -d15s"}
 ATTACK_WARMUP=${ATTACK_WARMUP:-3}
@@ -148,6 +149,7 @@ attack_args() {  # attack -> the attack.py command line
     bad-tokens) echo "bad-tokens $common --conns $BAD_TOKENS_CONNS" ;;
     bad-batches) echo "bad-batches $common --conns $BAD_TOKENS_CONNS" ;;
     idle) echo "idle $common --conns $IDLE_CONNS" ;;
+    idle-churn) echo "idle $common --conns $IDLE_CONNS --reconnect" ;;
     *) echo "attacks.sh: unknown attack $1" >&2; exit 2 ;;
   esac
 }
@@ -179,7 +181,7 @@ for attack in $ATTACKS; do
     # shellcheck disable=SC2046
     python3 "$ATTACKER" $(attack_args "$attack") > "$WORK/attack.out" 2> "$WORK/attack.err" &
     APID=$!
-    for _ in $(seq 1 600); do grep -q '^ready' "$WORK/attack.err" && break; kill -0 $APID 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 600); do grep -q "^ready" "$WORK/attack.err" 2>/dev/null && break; kill -0 $APID 2>/dev/null || break; sleep 0.1; done
     sleep "$ATTACK_WARMUP"
     line=$(victim "$attack $round attack")
     kill "$APID" 2>/dev/null || true
@@ -230,7 +232,7 @@ print(f"\n{'attack':<12} {'rnd':>3} {'phase':<7} {'req/s':>7} {'p50 ms':>7} {'p9
 for name in order:
     for phase in ('alone', 'attack'):
         for i, r in enumerate(runs.get((name, phase), []), 1):
-            errs = int(num(r, 'non200') + num(r, 'wrong_decision') + num(r, 'sock_err'))
+            errs = int(num(r, 'non200') + num(r, 'wrong_decision') + num(r, 'sock_err') + (num(r, 'requests') == 0))
             fail += errs
             print(f"{name:<12} {i:>3} {phase:<7} {num(r,'rps'):>7.0f} {num(r,'p50_us')/1000:>7.3f} {num(r,'p99_us')/1000:>8.3f} {num(r,'max_us')/1000:>8.1f} {errs:>5} "
                   f"{num(r,'rss_max_kib')/1024:>11.1f} {num(r,'hwm_kib')/1024:>8.1f} {num(r,'srv_cpu_s'):>9.2f} {num(r,'loop_cpu_s'):>10.2f}")
@@ -246,10 +248,12 @@ for name in order:
         fail += 1
         continue
     p_alone = st.median(num(r, 'p99_us') for r in alone) / 1000
-    p_att = st.median(num(r, 'p99_us') for r in att) / 1000
+    p_att = st.median(num(r, 'p99_us') if num(r, 'requests') > 0 else float('inf') for r in att) / 1000
     ratio = p_att / p_alone if p_alone else float('inf')
-    mx = max(num(r, 'max_us') for r in att) / 1000
+    mx = max(num(r, 'max_us') if num(r, 'requests') > 0 else float('inf') for r in att) / 1000
     errs = sum(int(num(r, 'non200') + num(r, 'wrong_decision') + num(r, 'sock_err')) for r in att + alone)
+    starved = sum(1 for r in att if num(r, 'requests') == 0)  # no answer at all in the whole run
+    errs += starved
     rss = max(num(r, 'rss_max_kib') for r in att) / 1024
     hwm = max(num(r, 'hwm_kib') for r in att) / 1024
     killed = any(num(r, 'killed') for r in att)
@@ -287,7 +291,7 @@ for name in order:
     res = 'MET' if ok_ratio and ok_rss and errs == 0 and name not in crashed else 'MISSED'
     if name in crashed: res = 'CRASH'; fail += 1
     ans = answers.get(name, '')
-    print(f"| {name} | {p_alone:.3f} ms | {p_att:.3f} ms | {ratio:.2f}x {'MET' if ok_ratio else 'MISSED'} | {mx:.1f} ms | {errs} | {rss:.1f} MiB{' (KILLED at the safety bound)' if killed else ''} {'MET' if ok_rss else 'MISSED'} | {hwm:.1f} MiB | {statuses or 'no answer'}{' ' + ans if ans else ''} | {counts} | {mtext} | {rows_note} | {res} |")
+    print(f"| {name} | {p_alone:.3f} ms | {p_att:.3f} ms | {ratio:.2f}x {'MET' if ok_ratio else 'MISSED'} | {mx:.1f} ms | {errs}{f' ({starved} of {len(att)} runs: not one answer)' if starved else ''} | {rss:.1f} MiB{' (KILLED at the safety bound)' if killed else ''} {'MET' if ok_rss else 'MISSED'} | {hwm:.1f} MiB | {statuses or 'no answer'}{' ' + ans if ans else ''} | {counts} | {mtext} | {rows_note} | {res} |")
 print("\nALL VICTIM REQUESTS OK, no crash" if fail == 0 else f"\nFAILURES: {fail} (victim errors, crashes or row mismatches)")
 sys.exit(1 if fail else 0)
 PY

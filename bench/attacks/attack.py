@@ -22,8 +22,8 @@ Attacks (what each one sends is what tests/server/http_front_test.cc sends, at v
                check, closed loop on --conns connections
   bad-batches  the same with 100 checks per request
   idle         --conns keep-alive connections, one GET /healthz answered on each, then idle; a
-               connection the server closes is counted and opened again (so past max_connections
-               the server keeps evicting)
+               connection the server closes is counted; with --reconnect it is opened again (so
+               past max_connections the server keeps evicting: a connection churn)
 Counts: sent (requests written), answers by status (s200=, s429=, ...), closed (connections the
 server closed), connects, errors (connect/send failures), cpu_s (this process's own CPU time: it
 shares the machine with the server and the victim).
@@ -397,7 +397,7 @@ def idle(a):
         c[0].close()
         del conns[fd]
         count("closed")
-        if not STOP.is_set():
+        if a.reconnect and not STOP.is_set():
             open_one()
 
     threads = run_threads(1, run)
@@ -452,7 +452,7 @@ def main():
     p.add_argument("--bad-tokens")
     p.add_argument("--password")
     p.add_argument("--account", default="bench-00001")
-    p.add_argument("--label", default="")
+    p.add_argument("--reconnect", action="store_true", help="idle: open a new connection for each one closed")
     a = p.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: STOP.set())
     signal.signal(signal.SIGINT, lambda *_: STOP.set())
