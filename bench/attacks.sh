@@ -6,7 +6,9 @@
 #   ATTACKS="slowloris idle" ROUNDS=3 SKIP_BUILD=1 bench/attacks.sh
 #
 # Per attack one fresh server (a copy of one seeded data directory: ACCOUNTS accounts, one token
-# each, and BAD_TOKENS well-formed tokens nobody holds, by warden_seed), default limits. Then
+# each, and BAD_TOKENS well-formed tokens nobody holds, by warden_seed), default limits (retention
+# by rows off: the victim's account passes a million rows, which per-principal retention would
+# prune mid-count, as in bench/http.sh; WARDEN_INVALID_TOKENS_PER_MINUTE stays 600). Then
 # ROUNDS x (victim alone, victim under attack), alternating. The victim is
 #   wrk $VICTIM --latency -s bench/check.lua      (one valid token, two checks: the default shape)
 # The attacker (bench/attacks/attack.py ATTACK) starts ATTACK_WARMUP s before the victim and
@@ -102,7 +104,7 @@ start_server() {  # attack -> a fresh server on a copy of the seeded directory
   DATA=$WORK/data-$1
   rm -rf "$DATA"; cp -r "$WORK/seed" "$DATA"
   WARDEN_LISTEN=127.0.0.1:$PORT WARDEN_DATA=$DATA WARDEN_POLICIES=$ROOT/policies \
-  WARDEN_TOKEN_PEPPER=$PEPPER WARDEN_ADMIN_PASSWORD=$PASSWORD WARDEN_WATCH_POLICIES=false \
+  WARDEN_TOKEN_PEPPER=$PEPPER WARDEN_ADMIN_PASSWORD=$PASSWORD WARDEN_WATCH_POLICIES=false WARDEN_RETENTION_ROWS=0 \
   WARDEN_ACCESS_LOG=$([[ $ACCESS_LOG == on ]] && echo true || echo false) \
     "$WARDEN" serve > "$WORK/warden-$1.log" 2>&1 &
   PID=$!
