@@ -191,11 +191,12 @@ for attack in $ATTACKS; do
     wait "$APID" 2>/dev/null || true; APID=""
     t_done=$(date +%s.%N)
     alive || { echo "$line" >> "$RAW"; echo "$attack $round crash phase=attack" | tee -a "$RAW"; tail -20 "$WORK/warden-$attack.log" >&2; break; }
+    hwm_end=$(awk '/VmHWM/{print $2}' "/proc/$PID/status" 2>/dev/null || echo 0)  # the peak includes the attack's last moments
     settle; rows1=$(decision_rows); m1=$(metrics)
     a=$(grep '^ATTACK' "$WORK/attack.out" | cut -d' ' -f3- || true)
     ans=$(grep '^ANSWER' "$WORK/attack.out" | cut -d' ' -f3- | tr -d '\n' | tr ' ' '_' | cut -c1-160 || true)
     grep -v '^started\|^ready' "$WORK/attack.err" | tail -5 >&2 || true
-    echo "$line rows=$((rows1 - rows0)) stop_wait_s=$(awk -v a="$t_stop" -v b="$t_done" 'BEGIN{printf "%.1f", b-a}') $(sed 's/\([a-z_0-9]*\)=/a_\1=/g' <<<"$a") $(sed 's/\([a-z_0-9]*\)=/m0_\1=/g' <<<"$m0") $(sed 's/\([a-z_0-9]*\)=/m1_\1=/g' <<<"$m1")" | tee -a "$RAW"
+    echo "$line hwm_end_kib=$hwm_end rows=$((rows1 - rows0)) stop_wait_s=$(awk -v a="$t_stop" -v b="$t_done" 'BEGIN{printf "%.1f", b-a}') $(sed 's/\([a-z_0-9]*\)=/a_\1=/g' <<<"$a") $(sed 's/\([a-z_0-9]*\)=/m0_\1=/g' <<<"$m0") $(sed 's/\([a-z_0-9]*\)=/m1_\1=/g' <<<"$m1")" | tee -a "$RAW"
     [[ -n "$ans" ]] && echo "$attack $round answer $ans" | tee -a "$RAW"
   done
   alive || echo "$attack 0 crash phase=end" >> "$RAW"

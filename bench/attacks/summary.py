@@ -57,7 +57,8 @@ for name in order:
     starved = sum(1 for r in att if num(r, 'requests') == 0)  # no answer at all in the whole run
     errs += starved
     rss = max(num(r, 'rss_max_kib') for r in att) / 1024
-    hwm = max(num(r, 'hwm_kib') for r in att) / 1024  # the process's peak so far (samples can miss it)
+    # the process's peak so far (samples can miss it), also read when the attacker has stopped
+    hwm = max(max(num(r, 'hwm_kib'), num(r, 'hwm_end_kib')) for r in att) / 1024
     cpu = lambda rs, k: st.median(num(r, k) for r in rs)
     cpu_text = (f"{cpu(alone,'srv_cpu_s'):.1f} ({cpu(alone,'loop_cpu_s'):.1f}) / "
                 f"{cpu(att,'srv_cpu_s'):.1f} ({cpu(att,'loop_cpu_s'):.1f})")
