@@ -42,7 +42,7 @@ struct Config {
   int64_t max_connections = 10'000;         // at the cap the longest-idle one closes, else the new one
   int64_t max_target_bytes = 8 * 1024;      // request target (414)
   int64_t connection_buffer_bytes = 1 << 20;  // unread answers of one connection before it is not read
-  int64_t total_buffer_bytes = 64 << 20;    // buffered bytes of all connections before none is read
+  int64_t total_buffer_bytes = 32 << 20;    // buffered bytes of all connections before the greediest are not read
 
   std::string Host() const;
   int Port() const;

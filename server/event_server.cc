@@ -165,6 +165,7 @@ struct EventServer::Conn {
                               // is not lost to a reset
   bool paused_out = false;    // not read: its unwritten answers are over the bound
   bool paused_total = false;  // not read: all connections' buffers are over the bound
+  bool answered = false;      // at least one answer written: a client, not just a socket
   SteadyClock::time_point request_start;  // first byte of the request being read
   SteadyClock::time_point idle_since;     // last answer written (or accepted)
   SteadyClock::time_point last_active;    // last read or write progress
@@ -458,7 +459,11 @@ void EventServer::Serve() {
 }
 
 void EventServer::Accept() {
-  for (;;) {
+  // At most kAcceptsPerPass connections a pass: the listener stays readable (level-triggered)
+  // and the rest are taken next pass, so a flood of connects cannot keep the loop from reading
+  // the connections it has (a churn past max_connections starved every client).
+  constexpr int kAcceptsPerPass = 64;
+  for (int accepted = 0; accepted < kAcceptsPerPass; ++accepted) {
     sockaddr_storage addr{};
     socklen_t len = sizeof addr;
     int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -501,10 +506,18 @@ void EventServer::Accept() {
 }
 
 bool EventServer::MakeRoom() {
+  // The longest-idle connection that never had an answer goes first (held open and silent, or
+  // a request not yet read: nothing is lost by closing it), then the longest-idle keep-alive
+  // one. Clients that are served keep their connections while sockets that only hold a place
+  // churn among themselves.
   Conn* oldest = nullptr;
   for (const auto& [id, c] : conns_) {
     const bool idle = c->lingering || (!c->waiting && !c->Reading() && c->Unwritten() == 0);
-    if (idle && (oldest == nullptr || c->idle_since < oldest->idle_since)) oldest = c.get();
+    if (!idle) continue;
+    if (oldest == nullptr || (oldest->answered && !c->answered) ||
+        (oldest->answered == c->answered && c->idle_since < oldest->idle_since)) {
+      oldest = c.get();
+    }
   }
   if (oldest == nullptr) return false;
   Close(oldest->id);
@@ -763,7 +776,10 @@ void EventServer::Flush(Conn& c) {
     break;
   }
   if (c.out_off == c.out.size()) {
-    if (!c.out.empty()) c.idle_since = SteadyClock::now();
+    if (!c.out.empty()) {
+      c.idle_since = SteadyClock::now();
+      c.answered = true;
+    }
     c.out.clear();
     c.out_off = 0;
     if (c.out.capacity() > 64 * 1024) std::string().swap(c.out);  // after a large answer
@@ -816,6 +832,11 @@ void EventServer::Account(Conn& c) {
 
 bool EventServer::MayRead(Conn& c) {
   if (total_buffered_ <= options_.total_buffer_bytes) return true;
+  // Over the total, only the connections holding more than their share stop being read: a
+  // crowd of clients that pipeline and never read must not stall every other client (it did,
+  // when every connection stopped). What the others may still add is bounded by the same
+  // total (each under total / connections).
+  if (c.accounted <= options_.total_buffer_bytes / std::max<size_t>(1, conns_.size())) return true;
   if (!c.paused_total) {
     c.paused_total = true;
     paused_.push_back(c.id);

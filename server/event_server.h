@@ -22,10 +22,11 @@
 // the whole request each have a deadline counted from their first byte, so a trickle of
 // bytes does not renew it (408, then close); an idle keep-alive connection, or one whose
 // answers do not drain, closes after `idle_timeout_ms`; a connection whose unwritten answers
-// pass `connection_buffer_bytes` is not read until they drain, and no connection is read
-// while all of them together hold more than `total_buffer_bytes`; at `max_connections` a new
-// connection displaces the longest-idle keep-alive one, or is refused. Each bound reports
-// through `Hooks::limit` when it trips.
+// pass `connection_buffer_bytes` is not read until they drain, and while all of them together
+// hold more than `total_buffer_bytes` the ones holding more than their share are not read;
+// at `max_connections` a new connection displaces the longest-idle one that was never
+// answered, else the longest-idle keep-alive one, or is refused; at most 64 connections are
+// accepted a pass. Each bound reports through `Hooks::limit` when it trips.
 //
 // Out of file descriptors (or memory), the loop stops watching the listener for 250 ms at a
 // time instead of retrying accept() in a busy loop; new connections wait in the listen queue,
@@ -84,7 +85,7 @@ class EventServer {
     int idle_timeout_ms = 30'000;     // no request under way, or answers not drained
     size_t max_target_bytes = 8 * 1024;
     size_t connection_buffer_bytes = 1 << 20;  // unwritten answers before reading pauses
-    size_t total_buffer_bytes = 64 << 20;      // received and unwritten bytes, all connections
+    size_t total_buffer_bytes = 32 << 20;      // received and unwritten bytes, all connections
   };
   struct Hooks {
     // Requests the loop answers itself (never blocking for long). handle_inline returns false
