@@ -137,12 +137,13 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     res.status = status;
     res.set_content(message, "text/plain");
   };
-  static EventServer server(options, hooks);
-  auto port = server.Bind();
+  // Never destroyed: the loop runs until the process exits (a static's destructor would stop
+  // it while libFuzzer's exit path still runs).
+  static EventServer* server = new EventServer(options, hooks);
+  auto port = server->Bind();
   if (!port.ok()) std::abort();
   g_port = *port;
-  static std::thread loop([] { server.Serve(); });
-  loop.detach();
+  std::thread([] { server->Serve(); }).detach();
   return 0;
 }
 
