@@ -200,6 +200,27 @@ StatusOr<PolicyDoc> ParsePolicyDoc(std::string_view yaml_text, std::string_view 
   return DocFromSource(src);
 }
 
+namespace {
+
+// YAML carries only printable characters (YAML 1.2 c-printable: tab, LF, CR, 0x20-0x7E, NEL,
+// U+00A0-U+D7FF, U+E000-U+FFFD, U+10000 and up). A JSON string with anything else (C0 and C1
+// controls, DEL, U+FFFE, U+FFFF) would not come back from the stored YAML as it was sent (the
+// policy_json fuzz target's round trip found U+FFFF in a condition). `s` is valid UTF-8
+// (nlohmann::json checked it).
+Status CheckPrintable(std::string_view s, const std::string& field) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const auto next = [&](size_t k) { return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0; };
+    const bool bad = (c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f ||
+                     (c == 0xc2 && next(1) >= 0x80 && next(1) <= 0x9f && next(1) != 0x85) ||
+                     (c == 0xef && next(1) == 0xbf && (next(2) == 0xbe || next(2) == 0xbf));
+    if (bad) return InvalidArgumentError(field + " contains a control or non-character code point", field);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 StatusOr<PolicyDoc> PolicyDocFromJson(const nlohmann::json& json) {
   PolicyDoc doc;
   if (!json.is_object()) return InvalidArgumentError("policy must be a JSON object", "permissions");
@@ -208,6 +229,7 @@ StatusOr<PolicyDoc> PolicyDocFromJson(const nlohmann::json& json) {
     if (!j.is_array()) return InvalidArgumentError(field + " must be an array of strings", field);
     for (const auto& item : j) {
       if (!item.is_string()) return InvalidArgumentError(field + " must be an array of strings", field);
+      RETURN_IF_ERROR(CheckPrintable(item.get_ref<const std::string&>(), field));
       out->push_back(item.get<std::string>());
     }
     return Status::Ok();
@@ -215,6 +237,7 @@ StatusOr<PolicyDoc> PolicyDocFromJson(const nlohmann::json& json) {
   auto string_field = [](const nlohmann::json& j, const std::string& field, std::string* out) -> Status {
     if (j.is_null()) return Status::Ok();
     if (!j.is_string()) return InvalidArgumentError(field + " must be a string", field);
+    RETURN_IF_ERROR(CheckPrintable(j.get_ref<const std::string&>(), field));
     *out = j.get<std::string>();
     return Status::Ok();
   };
@@ -247,6 +270,7 @@ StatusOr<PolicyDoc> PolicyDocFromJson(const nlohmann::json& json) {
       if (value.is_null()) continue;
       if (!value.is_object()) return InvalidArgumentError("permissions must be an object", "permissions");
       for (const auto& [model, actions] : value.items()) {
+        RETURN_IF_ERROR(CheckPrintable(model, "permissions." + model));
         std::vector<std::string> list;
         RETURN_IF_ERROR(string_list(actions, "permissions." + model, &list));
         doc.permissions.emplace_back(model, std::move(list));

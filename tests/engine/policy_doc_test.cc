@@ -210,5 +210,35 @@ TEST_CASE("PolicyFieldIndex names each of a thousand errors on one line", "[poli
   }
 }
 
+TEST_CASE("PolicyDocFromJson refuses characters YAML cannot carry, so the stored document is what was sent", "[policy_doc]") {
+  // Found by the policy_json fuzz target: U+FFFF in a condition did not survive
+  // EmitPolicyYaml + ParsePolicyDoc.
+  struct Case {
+    const char* json;
+    const char* field;
+  };
+  const Case refused[] = {
+      {R"({"rules": [{"name": "r", "effect": "allow", "models": ["company"], "actions": ["view"], "when": "context.ip startsWith \"\uffff\""}]})", "rules[0].when"},
+      {R"({"description": "line\u0001"})", "description"},
+      {R"({"permissions": {"company": ["vi\u007few"]}})", "permissions.company"},
+      {R"({"permissions": {"comp\u0090any": ["view"]}})", "permissions.comp\u0090any"},
+      {R"({"rules": [{"name": "\ufffe", "effect": "allow"}]})", "rules[0].name"},
+  };
+  for (const Case& c : refused) {
+    INFO(c.json);
+    auto doc = PolicyDocFromJson(nlohmann::json::parse(c.json));
+    REQUIRE_FALSE(doc.ok());
+    CHECK(doc.status().code() == StatusCode::kInvalidArgument);
+    CHECK(doc.status().field() == nlohmann::json::parse(std::string("\"") + c.field + "\"").get<std::string>());
+  }
+  // Text in any language, tabs and new lines are fine and come back exactly.
+  auto doc = PolicyDocFromJson(nlohmann::json::parse(R"({"description": "Synchronise \u00e9l\u00e8ves\tet\n\u4e2d\u6587 \ud83d\ude00"})"));
+  REQUIRE(doc.ok());
+  std::vector<CompileError> errors;
+  auto back = ParsePolicyDoc(EmitPolicyYaml(*doc), "p.yaml", &errors);
+  REQUIRE(back.ok());
+  CHECK(*back == *doc);
+}
+
 }  // namespace
 }  // namespace warden::engine

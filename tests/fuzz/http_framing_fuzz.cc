@@ -38,14 +38,19 @@ void Check(bool ok, const char* what, const std::string& reply) {
 }
 
 std::string Exchange(const uint8_t* data, size_t size) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) std::abort();
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(g_port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    std::fprintf(stderr, "http_framing: connect: %s\n", std::strerror(errno));
+  int fd = -1;
+  for (int attempt = 0;; ++attempt) {  // libFuzzer's timers interrupt system calls (EINTR)
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) std::abort();
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) break;
+    const int error = errno;
+    close(fd);
+    if (error == EINTR && attempt < 10) continue;
+    std::fprintf(stderr, "http_framing: connect: %s\n", std::strerror(error));
     std::abort();
   }
   timeval tv{5, 0};
