@@ -1525,14 +1525,36 @@ StatusOr<int64_t> SqliteStore::Prune(const Retention& retention, int batch_size)
 
 namespace {
 
-// Deletes the chunk that starts at `first_seq` and stores again its rows that `keep` accepts
-// (rows: the chunk's, decoded). Returns how many rows went.
-StatusOr<int64_t> RewriteChunk(Connection& c, int64_t first_seq, std::vector<DecisionRow>& rows,
+// What Prune reads of a chunk before changing the table (the statement is reset first).
+struct ChunkHead {
+  int64_t first_seq = 0;
+  int64_t max_time = 0;
+  int64_t rows = 0;
+  std::string key;  // PrincipalKey of its tenant and principal
+};
+
+// Reads columns first_seq, max_time, row_count, tenant_id, principal_id from `s` (in that
+// order, from column 0).
+ChunkHead ReadHead(const Stmt& s) {
+  return ChunkHead{s.Int(0), s.Int(1), s.Int(2), PrincipalKey(s.Text(3), s.Text(4))};
+}
+
+// Deletes the chunk; returns its row count.
+StatusOr<int64_t> DeleteChunk(Connection& c, const ChunkHead& head,
+                              std::unordered_map<std::string, int64_t>* principal_rows) {
+  ASSIGN_OR_RETURN(Stmt del, c.Prepare("DELETE FROM decision_chunk WHERE first_seq = ?"));
+  del.Bind(1, head.first_seq);
+  RETURN_IF_ERROR(del.Run("pruning the decision log"));
+  (*principal_rows)[head.key] -= head.rows;
+  return head.rows;
+}
+
+// Deletes the chunk and stores again its rows (decoded: `rows`) that `keep` accepts. Returns
+// how many rows went.
+StatusOr<int64_t> RewriteChunk(Connection& c, const ChunkHead& head, const std::vector<DecisionRow>& rows,
                                const std::function<bool(const DecisionRow&)>& keep,
                                std::unordered_map<std::string, int64_t>* principal_rows) {
-  ASSIGN_OR_RETURN(Stmt del, c.Prepare("DELETE FROM decision_chunk WHERE first_seq = ?"));
-  del.Bind(1, first_seq);
-  RETURN_IF_ERROR(del.Run("pruning the decision log"));
+  RETURN_IF_ERROR(DeleteChunk(c, head, principal_rows).status());
   int64_t gone = 0;
   ChunkWriter writer(c, principal_rows);  // writes nothing when nothing is kept
   for (const DecisionRow& d : rows) {
@@ -1543,7 +1565,6 @@ StatusOr<int64_t> RewriteChunk(Connection& c, int64_t first_seq, std::vector<Dec
     }
   }
   RETURN_IF_ERROR(writer.Finish());
-  if (!rows.empty()) (*principal_rows)[PrincipalKey(rows.front().tenant_id, rows.front().principal_id)] -= static_cast<int64_t>(rows.size());
   return gone;
 }
 
@@ -1555,22 +1576,24 @@ StatusOr<int64_t> SqliteStore::PruneByAgeLocked(int64_t time_cutoff, int64_t bud
   std::vector<DecisionRow> rows;
   // The oldest chunks first. The oldest row of all is in the first one; when none of its rows
   // is too old, no later row is: rows are appended in time order. A rewritten chunk starts at a
-  // later seq, so the next read meets it again.
+  // later seq, so the next read meets it again. A chunk that goes whole is not decoded.
   while (deleted < budget) {
-    ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT first_seq, max_time, min_time, row_count, rows "
-                                       "FROM decision_chunk ORDER BY first_seq LIMIT 1"));
+    ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT first_seq, max_time, row_count, tenant_id, principal_id, "
+                                       "min_time, rows FROM decision_chunk ORDER BY first_seq LIMIT 1"));
     ASSIGN_OR_RETURN(bool row, s.Step("pruning the decision log"));
-    if (!row || s.Int(2) >= time_cutoff) break;
-    const int64_t first_seq = s.Int(0);
-    rows.clear();
-    RETURN_IF_ERROR(DecodeChunk(s.BlobView(4), &rows));
-    s.Reset();
+    if (!row || s.Int(5) >= time_cutoff) break;
+    const ChunkHead head = ReadHead(s);
     int64_t room = budget - deleted;
-    ASSIGN_OR_RETURN(int64_t gone, RewriteChunk(c, first_seq, rows, [&](const DecisionRow& d) {
-      if (d.time >= time_cutoff || room == 0) return true;
-      --room;
-      return false;
-    }, &principal_rows_));
+    const bool whole = head.max_time < time_cutoff && head.rows <= room;
+    rows.clear();
+    if (!whole) RETURN_IF_ERROR(DecodeChunk(s.BlobView(6), &rows));
+    s.Reset();
+    ASSIGN_OR_RETURN(int64_t gone, whole ? DeleteChunk(c, head, &principal_rows_)
+                                         : RewriteChunk(c, head, rows, [&](const DecisionRow& d) {
+                                             if (d.time >= time_cutoff || room == 0) return true;
+                                             --room;
+                                             return false;
+                                           }, &principal_rows_));
     deleted += gone;
     if (gone == 0) break;
   }
@@ -1603,23 +1626,27 @@ StatusOr<int64_t> SqliteStore::PruneByRowsLocked(const Retention& retention, int
     }
     principal_rows_[key] = stored;
     int64_t excess = std::min(stored - limit, budget - deleted);
-    // Its oldest chunks first (the principal index orders them by last_seq).
+    // Its oldest chunks first (the principal index orders them by last_seq); a chunk that goes
+    // whole is not decoded.
     while (excess > 0) {
-      ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT first_seq, row_count, rows FROM decision_chunk "
-                                         "WHERE tenant_id = ? AND principal_id = ? ORDER BY last_seq LIMIT 1"));
+      ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT first_seq, max_time, row_count, tenant_id, principal_id, rows "
+                                         "FROM decision_chunk WHERE tenant_id = ? AND principal_id = ? "
+                                         "ORDER BY last_seq LIMIT 1"));
       s.Bind(1, tenant).Bind(2, principal);
       ASSIGN_OR_RETURN(bool row, s.Step("pruning a principal's decisions"));
       if (!row) break;
-      const int64_t first_seq = s.Int(0);
+      const ChunkHead head = ReadHead(s);
+      const bool whole = head.rows <= excess;
       rows.clear();
-      RETURN_IF_ERROR(DecodeChunk(s.BlobView(2), &rows));
+      if (!whole) RETURN_IF_ERROR(DecodeChunk(s.BlobView(5), &rows));
       s.Reset();
       int64_t room = excess;
-      ASSIGN_OR_RETURN(int64_t gone, RewriteChunk(c, first_seq, rows, [&](const DecisionRow&) {
-        if (room == 0) return true;
-        --room;
-        return false;  // rows come oldest first
-      }, &principal_rows_));
+      ASSIGN_OR_RETURN(int64_t gone, whole ? DeleteChunk(c, head, &principal_rows_)
+                                           : RewriteChunk(c, head, rows, [&](const DecisionRow&) {
+                                               if (room == 0) return true;
+                                               --room;
+                                               return false;  // rows come oldest first
+                                             }, &principal_rows_));
       excess -= gone;
       deleted += gone;
       if (gone == 0) break;
