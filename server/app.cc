@@ -486,16 +486,15 @@ void App::Admin(const std::string& method, const std::string& pattern, AdminHand
     }
     Status st = handler(req, res, *caller);
     if (st.ok()) return;
-    WriteError(res, st);
+    nlohmann::json extra = nlohmann::json::object();
     if (st.code() == StatusCode::kPermissionDenied && !caller->escalations.empty()) {
-      nlohmann::json body = nlohmann::json::parse(res.body);
-      nlohmann::json& missing = body["error"]["missing"] = nlohmann::json::array();
+      nlohmann::json& missing = extra["missing"] = nlohmann::json::array();
       for (const engine::Escalation& e : caller->escalations) {
         missing.push_back({{"model", e.model}, {"action", e.action},
                            {"reason", e.undecidable ? "conditional" : "not_held"}});
       }
-      WriteJson(res, res.status, body);
     }
+    WriteError(res, st, extra);
   };
   router_.Add(method, pattern, std::move(wrapped));
 }

@@ -19,7 +19,6 @@ namespace {
 
 namespace sj = simdjson::dom;
 
-// A JSON string literal for `s` (valid UTF-8: it came out of the JSON parser or the code).
 }  // namespace
 
 void App::DecideCheck(const httplib::Request& req, httplib::Response& res,

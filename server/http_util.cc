@@ -31,18 +31,19 @@ void WriteJson(httplib::Response& res, int http_status, const nlohmann::json& bo
 }
 
 void WriteError(httplib::Response& res, int http_status, std::string_view code,
-                const std::string& message, const std::string& field) {
+                const std::string& message, const std::string& field, const nlohmann::json& extra) {
   nlohmann::json err = {{"code", code}, {"message", message}};
   if (!field.empty()) err["field"] = field;
+  err.update(extra);
   WriteJson(res, http_status, {{"error", err}});
 }
 
-void WriteError(httplib::Response& res, const Status& status) {
+void WriteError(httplib::Response& res, const Status& status, const nlohmann::json& extra) {
   int http = HttpStatusFor(status);
   std::string_view code = StatusCodeName(status.code());
   if (http == 415) code = "unsupported_media_type";
   if (http == 413) code = "payload_too_large";
-  WriteError(res, http, code, status.message(), status.field());
+  WriteError(res, http, code, status.message(), status.field(), extra);
 }
 
 Status UnsupportedMediaType(std::string message) {

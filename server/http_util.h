@@ -15,10 +15,12 @@ namespace warden::server {
 
 // The HTTP status for a Status code (InvalidArgument 400, Unauthenticated 401, ...).
 int HttpStatusFor(const Status& status);
-// Writes {"error": {"code", "message", "field"?}} with the mapped HTTP status.
-void WriteError(httplib::Response& res, const Status& status);
+// Writes {"error": {"code", "message", "field"?}} with the mapped HTTP status; `extra` adds
+// members to the error object (e.g. the "missing" list of a refused escalation).
+void WriteError(httplib::Response& res, const Status& status, const nlohmann::json& extra = nlohmann::json::object());
 void WriteError(httplib::Response& res, int http_status, std::string_view code,
-                const std::string& message, const std::string& field = {});
+                const std::string& message, const std::string& field = {},
+                const nlohmann::json& extra = nlohmann::json::object());
 void WriteJson(httplib::Response& res, int http_status, const nlohmann::json& body);
 
 // Parses the body as a JSON object. 415 (as kFailedPrecondition with code
