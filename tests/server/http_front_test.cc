@@ -432,6 +432,24 @@ TEST_CASE("http front: an idle keep-alive connection is closed", "[http]") {
   CHECK(LimitCount(server, "idle_timeout") > tripped);
 }
 
+TEST_CASE("http front: at the connection cap, silent sockets are closed for new ones before served clients", "[http]") {
+  TempDir dir;
+  TestServer server({.data_dir = dir.path(), .env = {{"WARDEN_MAX_CONNECTIONS", "8"}}});
+  RawConn served(server.port());
+  served.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  REQUIRE(StatusOf(served.ReadResponses(1)) == 200);  // answered once, then idle keep-alive
+  const uint64_t before = LimitCount(server, "connections");
+  std::vector<std::unique_ptr<RawConn>> silent;  // connect and never send: places held
+  for (int i = 0; i < 20; ++i) silent.push_back(std::make_unique<RawConn>(server.port()));
+  // Each connection past the cap closed one of the silent ones (the /metrics reads count too).
+  while (LimitCount(server, "connections") < before + 12) std::this_thread::yield();
+  // The served client's idle connection was not the one to go: it is answered again.
+  served.Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(Statuses(served.ReadResponses(2)) == std::vector<int>{200, 200});
+  CHECK_FALSE(served.closed());
+  CHECK(server.Get("/healthz").status == 200);  // and a new client gets in
+}
+
 TEST_CASE("http front: a client that pipelines and never reads does not hold the server", "[http]") {
   TempDir dir;
   TestServer server({.data_dir = dir.path(), .env = {{"WARDEN_CONNECTION_BUFFER_BYTES", "65536"}}});
