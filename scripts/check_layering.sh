@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fails when a source folder includes a folder it must not depend on (DESIGN.md section 2):
-#   common <- engine, common <- store, {common, engine, store} <- server.
+#   common <- engine, common <- store, {common, engine, store} <- server,
+# and inside server/ the rooms of DESIGN.md 2.1.
 # Also keeps third-party headers in the folder that owns them.
 set -u
 root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -19,5 +20,14 @@ check common 'yaml-cpp/|re2/|sqlite3|httplib|llhttp' "must not use yaml-cpp, re2
 check engine 'sqlite3|httplib|llhttp|openssl/' "must not use sqlite3, httplib, llhttp or OpenSSL directly"
 check store 'yaml-cpp/|re2/|httplib|llhttp' "must not use yaml-cpp, re2, httplib or llhttp"
 check server 'sqlite3|yaml-cpp/|re2/' "must not use sqlite3, yaml-cpp or re2 (those belong to store/ and engine/)"
+# server/'s rooms (DESIGN.md 2.1): http <- ops <- check <- admin <- app; console beside http.
+# Only http/ sees httplib and llhttp; the others see its Request and Response.
+check server/http 'server/(ops|check|admin|console|app|config)' "must not include the rooms above it"
+check server/ops 'server/(check|admin|console|app)' "must not include check/, admin/, console/ or app"
+check server/check 'server/(admin|console|app)' "must not include admin/, console/ or app"
+check server/admin 'server/(console|app)' "must not include console/ or app"
+for room in ops check admin console; do
+  check server/$room 'httplib|llhttp' "must not use httplib or llhttp (http/ owns them)"
+done
 if [ $fail = 0 ]; then echo "layering ok"; fi
 exit $fail

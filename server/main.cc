@@ -21,7 +21,7 @@
 #include "common/ids.h"
 #include "server/app.h"
 #include "server/config.h"
-#include "server/policy_cli.h"
+#include "server/ops/policy_cli.h"
 #include "store/sqlite_store.h"
 
 namespace {

@@ -6,7 +6,7 @@
 
 #include <simdjson.h>
 
-#include "server/check_request.h"
+#include "server/check/check_request.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace warden;

@@ -23,7 +23,7 @@
 #include <string>
 #include <thread>
 
-#include "server/event_server.h"
+#include "server/http/event_server.h"
 
 namespace {
 
@@ -129,20 +129,20 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   options.idle_timeout_ms = 4000;
   options.max_body = 64 << 10;
   EventServer::Hooks hooks;
-  hooks.is_inline = [](const httplib::Request& req) { return req.path == "/v1/check"; };
-  hooks.handle_inline = [](httplib::Request& req, httplib::Response& res) {
+  hooks.is_inline = [](const Request& req) { return req.path == "/v1/check"; };
+  hooks.handle_inline = [](Request& req, Response& res) {
     res.status = 200;
-    res.set_content("{\"inline\":" + std::to_string(req.body.size()) + "}", "application/json");
+    res.SetContent("{\"inline\":" + std::to_string(req.body.size()) + "}", "application/json");
     return req.body.size() % 2 == 0;  // odd bodies go to a worker, like a token-cache miss
   };
   hooks.end_batch = [] {};
-  hooks.handle = [](httplib::Request& req, httplib::Response& res) {
+  hooks.handle = [](Request& req, Response& res) {
     res.status = req.path == "/missing" ? 404 : 200;
-    res.set_content(req.method + " " + req.path, "text/plain");
+    res.SetContent(req.method + " " + req.path, "text/plain");
   };
-  hooks.error = [](httplib::Response& res, int status, const std::string& message) {
+  hooks.error = [](Response& res, int status, const std::string& message) {
     res.status = status;
-    res.set_content(message, "text/plain");
+    res.SetContent(message, "text/plain");
   };
   // Never destroyed: the loop runs until the process exits (a static's destructor would stop
   // it while libFuzzer's exit path still runs).

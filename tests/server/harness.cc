@@ -123,7 +123,15 @@ std::string TestServer::Log() const {
 Reply TestServer::Call(const std::string& method, const std::string& path, const std::string& body,
                        const std::string& bearer, const httplib::Headers& headers,
                        const std::string& content_type) const {
-  httplib::Client client("127.0.0.1", port_);
+  std::unique_ptr<httplib::ClientImpl> tls_client, plain_client;
+  if (options_.env.count("WARDEN_TLS_CERT")) {
+    auto ssl = std::make_unique<httplib::SSLClient>("127.0.0.1", port_);
+    ssl->enable_server_certificate_verification(false);  // the tests' self-signed certificate
+    tls_client = std::move(ssl);
+  } else {
+    plain_client = std::make_unique<httplib::ClientImpl>("127.0.0.1", port_);
+  }
+  httplib::ClientImpl& client = tls_client ? *tls_client : *plain_client;
   client.set_read_timeout(60, 0);
   httplib::Headers h = headers;
   if (!bearer.empty()) h.emplace("Authorization", "Bearer " + bearer);
@@ -158,6 +166,17 @@ int RunCommand(const std::string& command, std::string* out) {
   while ((n = fread(buf, 1, sizeof buf, p)) > 0) out->append(buf, n);
   int status = pclose(p);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TlsFiles MakeTestCertificate(const std::string& dir) {
+  TlsFiles files{dir + "/cert.pem", dir + "/key.pem"};
+  std::string out;
+  int rc = RunCommand("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -keyout " + files.key +
+                          " -out " + files.cert + " 2>&1",
+                      &out);
+  INFO(out);
+  REQUIRE(rc == 0);
+  return files;
 }
 
 }  // namespace warden::testing

@@ -56,7 +56,8 @@ class TestServer {
   // Its stdout (the startup lines).
   const std::string& StartupOutput() const { return startup_; }
 
-  // One request. `bearer` adds Authorization: Bearer. `content_type` defaults to JSON.
+  // One request (over https when the server has WARDEN_TLS_CERT). `bearer` adds
+  // Authorization: Bearer. `content_type` defaults to JSON.
   Reply Call(const std::string& method, const std::string& path, const std::string& body = "",
              const std::string& bearer = "", const httplib::Headers& headers = {},
              const std::string& content_type = "application/json") const;
@@ -80,6 +81,13 @@ class TestServer {
   std::string startup_;
   std::string log_path_;
 };
+
+// A self-signed certificate for 127.0.0.1 in `dir`. A TestServer given them as
+// WARDEN_TLS_CERT / WARDEN_TLS_KEY serves https, and its Call() speaks https.
+struct TlsFiles {
+  std::string cert, key;
+};
+TlsFiles MakeTestCertificate(const std::string& dir);
 
 // Runs `command` through the shell and returns its exit code; stdout goes to *out.
 int RunCommand(const std::string& command, std::string* out);

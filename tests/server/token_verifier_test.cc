@@ -5,9 +5,9 @@
 
 #include "common/clock.h"
 #include "common/crypto.h"
-#include "server/metrics.h"
-#include "server/policy_manager.h"
-#include "server/token_verifier.h"
+#include "server/ops/metrics.h"
+#include "server/ops/policy_manager.h"
+#include "server/check/token_verifier.h"
 #include "store/sqlite_store.h"
 #include "tests/server/harness.h"
 

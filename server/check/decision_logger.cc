@@ -1,0 +1,33 @@
+#include "server/check/decision_logger.h"
+
+#include <chrono>
+#include <mutex>
+
+namespace warden::server {
+
+void DecisionLogger::Stop() {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  stopping_ = true;
+}
+
+Status DecisionLogger::Write(std::vector<store::DecisionRow>* rows) {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (stopping_) return UnavailableError("the decision log is shutting down");
+  metrics_->decision_queue_depth.fetch_add(static_cast<int64_t>(rows->size()));
+  auto start = std::chrono::steady_clock::now();
+  Status st = log_->AppendDecisions(rows);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  metrics_->decision_commit_seconds.Observe(secs);
+  metrics_->decision_queue_depth.fetch_sub(static_cast<int64_t>(rows->size()));
+  if (!st.ok()) {
+    metrics_->decision_log_failures++;
+    return UnavailableError("the decision log cannot be written");
+  }
+  metrics_->decision_batches++;
+  metrics_->decision_rows += rows->size();
+  metrics_->decision_last_batch_rows = rows->size();
+  if (sink_ != nullptr && !sink_->Write(*rows).ok()) metrics_->decision_export_failures++;
+  return st;
+}
+
+}  // namespace warden::server
