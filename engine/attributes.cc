@@ -24,6 +24,7 @@ std::string_view ReasonName(Reason reason) {
     case Reason::kUnknownAction: return "UNKNOWN_ACTION";
     case Reason::kAccountDisabled: return "ACCOUNT_DISABLED";
     case Reason::kTokenInvalid: return "TOKEN_INVALID";
+    case Reason::kUnknownRoute: return "UNKNOWN_ROUTE";
   }
   return "NO_MATCHING_ALLOW";
 }

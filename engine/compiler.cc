@@ -268,9 +268,9 @@ std::optional<std::string> ReadKind(YamlFile& yf, const YAML::Node& root) {
   }
   std::string k = kind.Scalar();
   if (k != "Catalog" && k != "Role" && k != "ServiceAccountPolicy" && k != "Guardrail" &&
-      k != "PolicyTest") {
+      k != "PolicyTest" && k != "Routes") {
     yf.Error(kind, "unknown kind '" + k +
-                       "' (expected Catalog, Role, ServiceAccountPolicy, Guardrail or PolicyTest)");
+                       "' (expected Catalog, Role, ServiceAccountPolicy, Guardrail, PolicyTest or Routes)");
     return std::nullopt;
   }
   (void)ok;  // a wrong apiVersion is reported; the document is still checked for other errors
@@ -997,7 +997,8 @@ bool ParseTestSuite(YamlFile& yf, const YAML::Node& root, TestSuite* out) {
     if (reason) {
       static constexpr Reason kAll[] = {Reason::kAllowRule, Reason::kNoMatchingAllow, Reason::kDenyRule,
                                         Reason::kGuardrailDeny, Reason::kUnknownModel, Reason::kUnknownAction,
-                                        Reason::kAccountDisabled, Reason::kTokenInvalid};
+                                        Reason::kAccountDisabled, Reason::kTokenInvalid,
+                                        Reason::kUnknownRoute};
       bool known = false;
       for (Reason r : kAll) known = known || ReasonName(r) == tc.reason;
       if (!known) {
@@ -1128,6 +1129,8 @@ TreeResult CompileSources(const std::vector<SourceFile>& input, std::string revi
         case SourceKind::kServiceAccount: snapshot->fixtures_.emplace(yf.file(), std::move(policy)); break;
       }
       if (kind == SourceKind::kServiceAccount) sa_files[yf.file()] = &lf;
+    } else if (lf.kind == "Routes") {
+      snapshot->routes_.AddFile(yf, lf.root, catalog, catalog_ok);
     } else if (lf.kind == "PolicyTest") {
       TestSuite suite;
       ParseTestSuite(yf, lf.root, &suite);  // errors reported; principals still resolved below

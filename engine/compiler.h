@@ -17,6 +17,7 @@
 
 #include "engine/condition.h"
 #include "engine/engine.h"
+#include "engine/routes.h"
 #include "engine/yaml_reader.h"
 
 namespace warden::engine {
@@ -216,6 +217,10 @@ class SnapshotImpl final : public PolicySnapshot {
                     ModelId model, ActionId action, const Attributes& resource,
                     const Attributes& context) const override;
   std::vector<Escalation> Escalations(const Grant& caller, const Grant& target) const override;
+  std::optional<RouteMatch> MatchRoute(std::string_view method, std::string_view path) const override {
+    return routes_.Match(method, path);
+  }
+  size_t route_count() const override { return routes_.size(); }
 
   const CatalogImpl& catalog_impl() const { return *catalog_; }
   const PolicySource* RoleSource(std::string_view name) const;
@@ -230,6 +235,7 @@ class SnapshotImpl final : public PolicySnapshot {
   // Policy-test data: service-account fixtures by tree path, and the suites.
   std::map<std::string, std::shared_ptr<const CompiledPolicy>, std::less<>> fixtures_;
   std::vector<TestSuite> suites_;
+  RouteTable routes_;  // kind: Routes files
 };
 
 }  // namespace warden::engine

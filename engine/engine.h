@@ -36,9 +36,11 @@ enum class Reason {
   kUnknownAction,
   kAccountDisabled,
   kTokenInvalid,
+  kUnknownRoute,  // forward-auth: no `kind: Routes` template matches the request
 };
+inline constexpr int kReasonCount = 9;
 // "ALLOW_RULE", "NO_MATCHING_ALLOW", "DENY_RULE", "GUARDRAIL_DENY", "UNKNOWN_MODEL",
-// "UNKNOWN_ACTION", "ACCOUNT_DISABLED", "TOKEN_INVALID".
+// "UNKNOWN_ACTION", "ACCOUNT_DISABLED", "TOKEN_INVALID", "UNKNOWN_ROUTE".
 std::string_view ReasonName(Reason reason);
 
 // A decision is not an error. `rule` is the stable rule id ("role:csm#own-portfolio",
@@ -130,6 +132,16 @@ struct CompileError {
   nlohmann::json ToJson() const;  // {"file","line","column","message"}
 };
 
+// A gateway's request as a check, from the tree's `kind: Routes` files (engine/routes.h).
+// `model`, `action` and `route` point into the snapshot.
+struct RouteMatch {
+  std::string_view model;
+  std::string_view action;
+  std::string_view route;  // "routes:<name>#GET /companies/{id}"
+  std::string resource_id;
+  Attributes resource;     // the attributes the route binds from the path
+};
+
 // A principal's permission set as the no-escalation rule sees it: its type (which guardrails
 // apply) and its policies (a user's roles, or one account's policy).
 struct Grant {
@@ -180,6 +192,11 @@ class PolicySnapshot {
   // among the target's. Anything else is reported `undecidable` (refused, fail closed).
   // Empty means the target's effective permissions are a subset of the caller's.
   virtual std::vector<Escalation> Escalations(const Grant& caller, const Grant& target) const = 0;
+
+  // Forward-auth (DESIGN.md 6.2): the check a gateway's request is, by the tree's
+  // `kind: Routes` files; nullopt when no route matches (deny UNKNOWN_ROUTE).
+  virtual std::optional<RouteMatch> MatchRoute(std::string_view method, std::string_view path) const = 0;
+  virtual size_t route_count() const = 0;
 };
 
 // Compiles every *.yaml / *.yml under `dir` (catalog, roles, guardrails, tests). On any

@@ -15,6 +15,22 @@ namespace {
 
 constexpr int kPruneBatch = 1000;
 
+ForwardAuth::Options ForwardAuthOptions(const Config& config) {
+  ForwardAuth::Options options;
+  options.credential_header = config.forward_auth_header;
+  std::string_view rest = config.trusted_proxies;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (!item.empty()) options.trusted_proxies.emplace_back(item);
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  return options;
+}
+
 }  // namespace
 
 App::App(Config config, store::Store* store, std::string pepper, const Clock& clock,
@@ -34,6 +50,11 @@ App::App(Config config, store::Store* store, std::string pepper, const Clock& cl
       check_api_(&checks_, &metrics_, config_.max_batch_checks),
       check_adapter_([this](const Request& req, Response& res, std::vector<store::DecisionRow>* rows, bool cache_only,
                             bool* needs_store) { check_api_.Decide(req, res, rows, cache_only, needs_store); }),
+      forward_auth_(ForwardAuthOptions(config_), &checks_),
+      forward_auth_adapter_([this](const Request& req, Response& res, std::vector<store::DecisionRow>* rows,
+                                   bool cache_only, bool* needs_store) {
+        forward_auth_.Decide(req, res, rows, cache_only, needs_store);
+      }),
       policy_status_(store, &policies_),
       admin_({&config_, store, std::move(pepper), &clock, &metrics_, &policies_, &verifier_, &checks_,
               &policy_status_}),
@@ -121,9 +142,9 @@ StatusOr<int> App::BindPlain() {
   options.connection_buffer_bytes = static_cast<size_t>(config_.connection_buffer_bytes);
   options.total_buffer_bytes = static_cast<size_t>(config_.total_buffer_bytes);
   EventServer::Hooks hooks;
-  hooks.is_inline = [](const Request& req) { return req.path == "/v1/check" && req.method == "POST"; };
+  hooks.is_inline = [this](const Request& req) { return InlineAdapter(req) != nullptr; };
   hooks.handle_inline = [this](Request& req, Response& res) {
-    if (!checks_.DecideInline(check_adapter_, req, res)) return false;
+    if (!checks_.DecideInline(*InlineAdapter(req), req, res)) return false;
     SetRequestId(req, res, clock_);
     return true;
   };
@@ -160,9 +181,16 @@ StatusOr<int> App::BindTls() {
   return tls_->Bind();
 }
 
+const CheckService::Adapter* App::InlineAdapter(const Request& req) const {
+  if (req.path == "/v1/check") return req.method == "POST" ? &check_adapter_ : nullptr;
+  return IsForwardAuthPath(req.path) ? &forward_auth_adapter_ : nullptr;
+}
+
 void App::Dispatch(const Request& req, Response& res) {
   SetRequestId(req, res, clock_);
   try {
+    // Forward-auth takes any method and any path under its prefix: not a route of the table.
+    if (IsForwardAuthPath(req.path)) return checks_.Handle(forward_auth_adapter_, req, res);
     Router::Captures captures;
     if (const Router::Handler* handler = router_.Find(req.method, req.path, &captures)) {
       (*handler)(req, res, captures);

@@ -1,6 +1,6 @@
 // The warden server: wiring only (DESIGN.md 2.1). App owns the rooms and their threads:
 //   http/   the plain-HTTP event loop or the TLS front, the router, the access log;
-//   check/  the check service and its adapters (/v1/check);
+//   check/  the check service and its adapters (/v1/check, /v1/forward-auth);
 //   admin/  the admin API;
 //   ops/    health, metrics, the policy manager, the maintenance thread;
 // and connects them to engine/ (through PolicyManager) and store/ (store::Store).
@@ -17,6 +17,7 @@
 #include "server/check/check_api.h"
 #include "server/check/check_service.h"
 #include "server/check/decision_logger.h"
+#include "server/check/forward_auth.h"
 #include "server/check/token_verifier.h"
 #include "server/config.h"
 #include "server/http/access_log.h"
@@ -56,6 +57,8 @@ class App {
   // Every request but the event loop's inline checks: sets X-Request-Id, routes, and
   // answers 404 when no route matches.
   void Dispatch(const Request& req, Response& res);
+  // The check-service adapter of an inline request (/v1/check, forward-auth), or null.
+  const CheckService::Adapter* InlineAdapter(const Request& req) const;
   void LogRequest(const Request& req, const Response& res, double seconds, bool buffer);
   StatusOr<int> BindPlain();
   StatusOr<int> BindTls();
@@ -74,6 +77,8 @@ class App {
   CheckService checks_;
   CheckApi check_api_;
   CheckService::Adapter check_adapter_;
+  ForwardAuth forward_auth_;
+  CheckService::Adapter forward_auth_adapter_;
   AccountPolicyStatus policy_status_;
   AdminApi admin_;
   AccessLog access_log_;

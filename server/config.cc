@@ -39,6 +39,8 @@ Status Apply(const std::string& key, const std::string& value, Config* c) {
   if (key == "decision_export_path") { c->decision_export_path = value; return Status(); }
   if (key == "decision_export_max_bytes") { ASSIGN_OR_RETURN(c->decision_export_max_bytes, ParseInt(key, value)); return Status(); }
   if (key == "tls_cert") { c->tls_cert = value; return Status(); }
+  if (key == "forward_auth_header") { c->forward_auth_header = value; return Status(); }
+  if (key == "trusted_proxies") { c->trusted_proxies = value; return Status(); }
   if (key == "tls_key") { c->tls_key = value; return Status(); }
   if (key == "token_pepper") { c->token_pepper = value; return Status(); }
   if (key == "admin_email") { c->admin_email = value; return Status(); }
@@ -126,6 +128,7 @@ Status ApplyEnvironment(const std::map<std::string, std::string>& env, Config* c
       {"WARDEN_MAX_TARGET_BYTES", "max_target_bytes"},
       {"WARDEN_CONNECTION_BUFFER_BYTES", "connection_buffer_bytes"},
       {"WARDEN_TOTAL_BUFFER_BYTES", "total_buffer_bytes"},
+      {"WARDEN_FORWARD_AUTH_HEADER", "forward_auth_header"}, {"WARDEN_TRUSTED_PROXIES", "trusted_proxies"},
   };
   for (const auto& [var, key] : kVars) {
     auto it = env.find(var);
@@ -159,6 +162,10 @@ Status Validate(const Config& c) {
   }
   if (c.tls_cert.empty() != c.tls_key.empty()) {
     return InvalidArgumentError("tls_cert and tls_key must be set together", "tls_cert");
+  }
+  if (c.forward_auth_header.empty() || c.forward_auth_header.size() > 64 ||
+      c.forward_auth_header.find_first_of(" \t\r\n:") != std::string::npos) {
+    return InvalidArgumentError("forward_auth_header must be a header name", "forward_auth_header");
   }
   if (c.session_ttl_seconds < 60) return InvalidArgumentError("session_ttl_seconds must be >= 60", "session_ttl_seconds");
   if (c.max_batch_checks < 1 || c.max_batch_checks > 1000) {

@@ -33,6 +33,8 @@ struct Config {
   int invalid_tokens_per_minute = 600;      // check requests with an invalid token, per client address; then 429
   bool watch_policies = true;               // reload when a file under policies_dir changes
   bool access_log = true;                   // one line per request on stderr
+  std::string forward_auth_header = "Authorization";  // forward-auth's credential ("Bearer <token>" or the token)
+  std::string trusted_proxies;              // comma-separated peer addresses whose X-Forwarded-For / X-Real-IP count
   int test_token_lookup_delay_ms = 0;       // tests only: every token lookup in the store first waits this long
   // Bounds of the plain-HTTP front (server/event_server.h), each counted in /metrics as
   // warden_http_limit_total{limit=...} when it trips.
@@ -57,7 +59,8 @@ Status ApplyConfigFile(const std::string& path, Config* config);
 // WARDEN_RETENTION_DAYS, WARDEN_RETENTION_ROWS, WARDEN_RETENTION_UNAUTHENTICATED_ROWS, WARDEN_ACCESS_LOG,
 // WARDEN_INVALID_TOKENS_PER_MINUTE, WARDEN_DECISION_EXPORT, WARDEN_DECISION_EXPORT_MAX_BYTES,
 // WARDEN_HEADER_TIMEOUT_MS, WARDEN_REQUEST_TIMEOUT_MS, WARDEN_IDLE_TIMEOUT_MS, WARDEN_MAX_CONNECTIONS,
-// WARDEN_MAX_TARGET_BYTES, WARDEN_CONNECTION_BUFFER_BYTES, WARDEN_TOTAL_BUFFER_BYTES).
+// WARDEN_MAX_TARGET_BYTES, WARDEN_CONNECTION_BUFFER_BYTES, WARDEN_TOTAL_BUFFER_BYTES,
+// WARDEN_FORWARD_AUTH_HEADER, WARDEN_TRUSTED_PROXIES).
 Status ApplyEnvironment(const std::map<std::string, std::string>& env, Config* config);
 std::map<std::string, std::string> ProcessEnvironment();
 // Checks ranges and formats (listen address, prefix, thread count, TLS pair).

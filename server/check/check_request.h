@@ -22,6 +22,9 @@ struct CheckInput {
   std::string action;
   std::string resource_id;
   engine::Attributes resource;
+  // Set by an adapter that already knows the answer is a deny with this reason, before the
+  // model is looked at (forward-auth: no route matched, UNKNOWN_ROUTE).
+  std::optional<engine::Reason> refused;
 };
 
 struct CheckRequest {

@@ -98,7 +98,9 @@ void CheckService::Decide(const Subject& subject, std::span<const CheckInput> ch
     auto model = catalog.FindModel(in.model);
     std::optional<engine::ActionId> action;
     if (model) action = catalog.FindAction(*model, in.action);
-    if (!model) {
+    if (in.refused) {
+      d = engine::Decision{false, *in.refused, {}, false};
+    } else if (!model) {
       d = engine::Decision{false, engine::Reason::kUnknownModel, {}, false};
     } else if (!action) {
       d = engine::Decision{false, engine::Reason::kUnknownAction, {}, false};

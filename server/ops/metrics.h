@@ -34,7 +34,7 @@ class Histogram {
 };
 
 struct Metrics {
-  static constexpr int kReasons = 8;  // engine::Reason values
+  static constexpr int kReasons = engine::kReasonCount;  // engine::Reason values
   // decisions[allowed][reason]
   std::array<std::array<std::atomic<uint64_t>, kReasons>, 2> decisions{};
   std::atomic<uint64_t> token_failures{0};      // malformed, unknown, expired, deleted, wrong secret

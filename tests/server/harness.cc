@@ -141,6 +141,7 @@ Reply TestServer::Call(const std::string& method, const std::string& path, const
   else if (method == "PUT") r = client.Put(path.c_str(), h, body, content_type.c_str());
   else if (method == "PATCH") r = client.Patch(path.c_str(), h, body, content_type.c_str());
   else if (method == "DELETE") r = client.Delete(path.c_str(), h);
+  else if (method == "HEAD") r = client.Head(path.c_str(), h);
   Reply reply;
   if (!r) return reply;
   reply.status = r->status;
