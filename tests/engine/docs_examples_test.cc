@@ -5,7 +5,7 @@
 // How a block is checked (documented at the end of docs/policies.md):
 //   - kind: Catalog        checked alone, as the whole tree;
 //   - any other kind       checked in a copy of the default catalog.yaml, roles/, guardrails/
-//                          and tests/fixtures/; a Role or Guardrail replaces the default of
+//                          routes/ and tests/fixtures/; a Role, Guardrail or Routes replaces the default of
 //                          the same name; a PolicyTest is also run with `warden policy test`;
 //                          a ServiceAccountPolicy is also compiled with CompileAccountPolicy.
 // A ```yaml-invalid block must make `warden policy check` exit 3 and, when a ```text block
@@ -161,7 +161,7 @@ class TempDir {
 // The default tree without its test suites: what a documentation block is checked against.
 void CopyDefaultTree(const fs::path& to) {
   fs::copy_file(kPolicies / "catalog.yaml", to / "catalog.yaml");
-  for (const char* sub : {"roles", "guardrails", "tests/fixtures"}) {
+  for (const char* sub : {"roles", "guardrails", "routes", "tests/fixtures"}) {
     if (!fs::exists(kPolicies / sub)) continue;
     fs::create_directories(to / sub);
     fs::copy(kPolicies / sub, to / sub, fs::copy_options::recursive);
@@ -208,6 +208,8 @@ void CheckBlock(const std::string& origin, const std::string& text) {
       WriteFile(dir.path() / "roles" / (name + ".yaml"), text);
     } else if (kind == "Guardrail") {
       WriteFile(dir.path() / "guardrails" / (name + ".yaml"), text);
+    } else if (kind == "Routes") {
+      WriteFile(dir.path() / "routes" / (name + ".yaml"), text);
     } else if (kind == "PolicyTest") {
       WriteFile(dir.path() / "tests" / "docs-example.yaml", text);
     } else if (kind == "ServiceAccountPolicy") {
@@ -246,7 +248,7 @@ TEST_CASE("docs/policies.md: every ```yaml example passes warden policy check", 
   // The reference shows every kind at least once; an extractor that finds nothing fails here.
   std::set<std::string> kinds;
   for (const auto& block : blocks) kinds.insert(TopLevelField(block.text, "kind"));
-  for (const char* kind : {"Catalog", "Role", "ServiceAccountPolicy", "Guardrail", "PolicyTest"}) {
+  for (const char* kind : {"Catalog", "Role", "ServiceAccountPolicy", "Guardrail", "PolicyTest", "Routes"}) {
     INFO("no ```yaml example of kind " << kind);
     CHECK(kinds.count(kind) == 1);
   }
