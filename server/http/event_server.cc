@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -917,6 +918,10 @@ void EventServer::CheckTimers() {
 
 void EventServer::WorkerLoop() {
   pthread_setname_np(pthread_self(), "warden-worker");  // the loop itself is the main thread
+  // Below the loop: a flood of requests that need a worker (admin writes, /metrics) then
+  // takes the CPU the loop leaves, not the loop's own, so the checks it answers keep their
+  // latency (issue 12: yaml-alias, pipeline-96).
+  if (options_.worker_nice > 0) (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), options_.worker_nice);
   for (;;) {
     Done task;
     {

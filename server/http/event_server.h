@@ -78,6 +78,7 @@ class EventServer {
     int port = 0;  // 0 picks a free port
     size_t max_body = 1 << 20;
     int workers = 8;
+    int worker_nice = 5;  // the workers' nice value (the loop keeps 0); 0 leaves them as the loop
     size_t max_connections = 10'000;
     int header_timeout_ms = 10'000;   // first byte of a request to the end of its headers
     int request_timeout_ms = 30'000;  // first byte of a request to its last

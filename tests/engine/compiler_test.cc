@@ -36,7 +36,7 @@ TEST_CASE("Every compile error kind is reported at its exact position", "[compil
        {"roles/r.yaml:5:65: unknown key 'wen' in a rule (expected one of: name, effect, models, actions, when)"}},
       {"unknown kind",
        {{"roles/r.yaml", "apiVersion: warden/v1\nkind: Rol\nname: r\n"}},
-       {"roles/r.yaml:2:7: unknown kind 'Rol' (expected Catalog, Role, ServiceAccountPolicy, Guardrail or PolicyTest)"}},
+       {"roles/r.yaml:2:7: unknown kind 'Rol' (expected Catalog, Role, ServiceAccountPolicy, Guardrail, PolicyTest or Routes)"}},
       {"wrong apiVersion",
        {{"roles/r.yaml", "apiVersion: warden/v2\nkind: Role\nname: r\n"}},
        {"roles/r.yaml:1:13: apiVersion must be 'warden/v1', not 'warden/v2'"}},
