@@ -129,18 +129,18 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   options.idle_timeout_ms = 4000;
   options.max_body = 64 << 10;
   EventServer::Hooks hooks;
-  hooks.is_inline = [](const Request& req) { return req.path == "/v1/check"; };
-  hooks.handle_inline = [](Request& req, Response& res) {
+  hooks.is_inline = [](const warden::server::Request& req) { return req.path == "/v1/check"; };
+  hooks.handle_inline = [](warden::server::Request& req, warden::server::Response& res) {
     res.status = 200;
     res.SetContent("{\"inline\":" + std::to_string(req.body.size()) + "}", "application/json");
     return req.body.size() % 2 == 0;  // odd bodies go to a worker, like a token-cache miss
   };
   hooks.end_batch = [] {};
-  hooks.handle = [](Request& req, Response& res) {
+  hooks.handle = [](warden::server::Request& req, warden::server::Response& res) {
     res.status = req.path == "/missing" ? 404 : 200;
     res.SetContent(req.method + " " + req.path, "text/plain");
   };
-  hooks.error = [](Response& res, int status, const std::string& message) {
+  hooks.error = [](warden::server::Response& res, int status, const std::string& message) {
     res.status = status;
     res.SetContent(message, "text/plain");
   };
