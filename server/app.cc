@@ -15,20 +15,19 @@ namespace {
 
 constexpr int kPruneBatch = 1000;
 
-ForwardAuth::Options ForwardAuthOptions(const Config& config) {
-  ForwardAuth::Options options;
-  options.credential_header = config.forward_auth_header;
+std::vector<std::string> TrustedProxies(const Config& config) {
+  std::vector<std::string> out;
   std::string_view rest = config.trusted_proxies;
   while (!rest.empty()) {
     const size_t comma = rest.find(',');
     std::string_view item = rest.substr(0, comma);
     while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
     while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-    if (!item.empty()) options.trusted_proxies.emplace_back(item);
+    if (!item.empty()) out.emplace_back(item);
     if (comma == std::string_view::npos) break;
     rest.remove_prefix(comma + 1);
   }
-  return options;
+  return out;
 }
 
 }  // namespace
@@ -45,12 +44,12 @@ App::App(Config config, store::Store* store, std::string pepper, const Clock& cl
                        : nullptr),
       verifier_(slow_tokens_ ? slow_tokens_.get() : store, &policies_, pepper, config_.token_prefix, clock, &metrics_),
       logger_(store, &metrics_),
-      checks_({store::kDefaultTenantId, config_.invalid_tokens_per_minute}, &policies_, &verifier_, &logger_,
-              &metrics_, clock),
+      checks_({store::kDefaultTenantId, config_.invalid_tokens_per_minute, TrustedProxies(config_)}, &policies_,
+              &verifier_, &logger_, &metrics_, clock),
       check_api_(&checks_, &metrics_, config_.max_batch_checks),
       check_adapter_([this](const Request& req, Response& res, std::vector<store::DecisionRow>* rows, bool cache_only,
                             bool* needs_store) { check_api_.Decide(req, res, rows, cache_only, needs_store); }),
-      forward_auth_(ForwardAuthOptions(config_), &checks_),
+      forward_auth_({config_.forward_auth_header}, &checks_),
       forward_auth_adapter_([this](const Request& req, Response& res, std::vector<store::DecisionRow>* rows,
                                    bool cache_only, bool* needs_store) {
         forward_auth_.Decide(req, res, rows, cache_only, needs_store);

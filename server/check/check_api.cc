@@ -39,9 +39,11 @@ void CheckApi::Decide(const Request& req, Response& res, std::vector<store::Deci
   if (!parsed.ok()) return WriteError(res, parsed.status());
   CheckRequest& check = *parsed;
 
+  // The protected API reports its own caller's address; it counts when the API is trusted.
+  const std::string client = service_->ClientAddress(req.remote_addr, check.client_addr);
   Subject subject;
   int64_t retry_after = 0;
-  switch (service_->Authenticate({std::move(check.token), check.tenant}, req.remote_addr, cache_only, &subject,
+  switch (service_->Authenticate({std::move(check.token), check.tenant}, client, cache_only, &subject,
                                  &retry_after)) {
     case CheckService::Auth::kOk: break;
     case CheckService::Auth::kNotCached: *needs_store = true; return;

@@ -1,5 +1,6 @@
 #include "server/check/check_service.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "common/crypto.h"
@@ -20,7 +21,14 @@ CheckService::CheckService(Options options, PolicyManager* policies, TokenVerifi
   tenant_tokens_.store(std::make_shared<const TenantTokens>());
 }
 
-CheckService::Auth CheckService::Authenticate(const Credential& credential, const std::string& remote_addr,
+std::string CheckService::ClientAddress(const std::string& peer, std::string_view claimed) const {
+  if (claimed.empty()) return peer;
+  const auto& trusted = options_.trusted_proxies;
+  if (std::find(trusted.begin(), trusted.end(), peer) == trusted.end()) return peer;
+  return std::string(claimed.substr(0, 64));
+}
+
+CheckService::Auth CheckService::Authenticate(const Credential& credential, const std::string& client_addr,
                                               bool cache_only, Subject* subject, int64_t* retry_after) {
   subject->snapshot = policies_->Current();
   subject->tenant_id = options_.default_tenant;
@@ -65,12 +73,12 @@ CheckService::Auth CheckService::Authenticate(const Credential& credential, cons
   // Invalid credentials are cheap to send and each costs a decision row: past a budget per
   // client address they are answered 429 (counted, not logged) until the minute ends.
   if (subject->failure == engine::Reason::kTokenInvalid) {
-    if (int64_t wait = invalid_tokens_.RetryAfter(remote_addr); wait > 0) {
+    if (int64_t wait = invalid_tokens_.RetryAfter(client_addr); wait > 0) {
       metrics_->invalid_token_throttled++;
       *retry_after = wait;
       return Auth::kThrottled;
     }
-    invalid_tokens_.Record(remote_addr);
+    invalid_tokens_.Record(client_addr);
   }
   return Auth::kOk;
 }

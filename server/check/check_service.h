@@ -71,6 +71,8 @@ class CheckService {
   struct Options {
     std::string default_tenant = store::kDefaultTenantId;
     int invalid_tokens_per_minute = 600;
+    // Peers (gateways, the protected API) whose word on the client's address counts.
+    std::vector<std::string> trusted_proxies;
   };
   CheckService(Options options, PolicyManager* policies, TokenVerifier* verifier, DecisionLogger* logger,
                Metrics* metrics, const Clock& clock);
@@ -81,9 +83,14 @@ class CheckService {
     kUnavailable,  // the token store failed
     kThrottled,    // too many invalid credentials from this address: *retry_after seconds
   };
-  // Resolves `credential`. Invalid credentials count against `remote_addr`'s budget.
-  Auth Authenticate(const Credential& credential, const std::string& remote_addr, bool cache_only,
+  // Resolves `credential`. Invalid credentials count against `client_addr`'s budget (see
+  // ClientAddress).
+  Auth Authenticate(const Credential& credential, const std::string& client_addr, bool cache_only,
                     Subject* subject, int64_t* retry_after);
+  // The client a request is for: `claimed` (a forwarded address) when the peer is a trusted
+  // proxy and claimed is not empty, else the peer. Behind a gateway every request comes from
+  // the gateway, so its invalid-token budget must be the client's, not the gateway's.
+  std::string ClientAddress(const std::string& peer, std::string_view claimed) const;
   // Decides `checks` for `subject`, appending one row per check to *rows (one row for the whole
   // request when the credential is invalid: one unauthenticated attempt) and one Decision per
   // check to *verdicts (rule names point into subject's policies).

@@ -1,7 +1,5 @@
 #include "server/check/forward_auth.h"
 
-#include <algorithm>
-
 #include "server/http/json_io.h"
 
 namespace warden::server {
@@ -47,11 +45,6 @@ bool IsForwardAuthPath(std::string_view path) {
 
 ForwardAuth::ForwardAuth(Options options, CheckService* service) : options_(std::move(options)), service_(service) {}
 
-bool ForwardAuth::Trusted(const std::string& peer) const {
-  return std::find(options_.trusted_proxies.begin(), options_.trusted_proxies.end(), peer) !=
-         options_.trusted_proxies.end();
-}
-
 void ForwardAuth::Decide(const Request& req, Response& res, std::vector<store::DecisionRow>* rows, bool cache_only,
                          bool* needs_store) {
   // The request to decide.
@@ -84,9 +77,14 @@ void ForwardAuth::Decide(const Request& req, Response& res, std::vector<store::D
   if (credential.size() > 7 && EqualsIgnoreCase(credential.substr(0, 7), "Bearer ")) {
     credential = TrimSpaces(credential.substr(7));
   }
+  std::string_view forwarded_for = req.Header("X-Forwarded-For");
+  forwarded_for = forwarded_for.empty() ? std::string_view(req.Header("X-Real-IP"))
+                                        : TrimSpaces(forwarded_for.substr(0, forwarded_for.find(',')));
+  RequestFacts facts;
+  facts.client_addr = service_->ClientAddress(req.remote_addr, TrimSpaces(forwarded_for));
   Subject subject;
   int64_t retry_after = 0;
-  switch (service_->Authenticate({std::string(credential), false}, req.remote_addr, cache_only, &subject,
+  switch (service_->Authenticate({std::string(credential), false}, facts.client_addr, cache_only, &subject,
                                  &retry_after)) {
     case CheckService::Auth::kOk: break;
     case CheckService::Auth::kNotCached: *needs_store = true; return;
@@ -107,16 +105,6 @@ void ForwardAuth::Decide(const Request& req, Response& res, std::vector<store::D
     check.resource = std::move(route->resource);
   } else {
     check.refused = engine::Reason::kUnknownRoute;
-  }
-  RequestFacts facts;
-  facts.client_addr = req.remote_addr;
-  if (Trusted(req.remote_addr)) {
-    if (std::string_view xff = req.Header("X-Forwarded-For"); !xff.empty()) {
-      facts.client_addr = std::string(TrimSpaces(xff.substr(0, xff.find(','))));
-    } else if (req.HasHeader("X-Real-IP")) {
-      facts.client_addr = std::string(TrimSpaces(req.Header("X-Real-IP")));
-    }
-    if (facts.client_addr.size() > 64) facts.client_addr.resize(64);
   }
   facts.method = std::string(method.substr(0, 16));
   facts.path = std::string(path.substr(0, 2048));

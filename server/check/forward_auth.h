@@ -5,8 +5,9 @@
 //   - the request: X-Forwarded-Method + X-Forwarded-Uri (Traefik, Caddy); else
 //     X-Original-Method + X-Original-URI or X-Original-URL (nginx, ingress-nginx); else this
 //     request's method and its path after /v1/forward-auth (Envoy's path-prefix mode);
-//   - the client address recorded: X-Forwarded-For's first entry or X-Real-IP when the peer is
-//     a trusted proxy, else the peer;
+//   - the client address (recorded, and whose invalid-token budget counts): X-Forwarded-For's
+//     first entry or X-Real-IP when the peer is a trusted proxy (CheckService options), else
+//     the peer;
 //   - allow: 200, X-Warden-Decision-Id, -Principal-Type, -Principal-Id, -Principal-Name,
 //     -Token-Id, -Rule; a missing, bad or expired token or a disabled account: 401 with
 //     WWW-Authenticate: Bearer realm="warden" and X-Warden-Reason; deny: 403 with
@@ -34,7 +35,6 @@ class ForwardAuth {
  public:
   struct Options {
     std::string credential_header = "Authorization";  // "Bearer <token>", or the bare token
-    std::vector<std::string> trusted_proxies;         // peer addresses whose X-Forwarded-For counts
   };
   ForwardAuth(Options options, CheckService* service);
   // A CheckService::Adapter.
@@ -42,8 +42,6 @@ class ForwardAuth {
               bool* needs_store);
 
  private:
-  bool Trusted(const std::string& peer) const;
-
   const Options options_;
   CheckService* service_;
 };

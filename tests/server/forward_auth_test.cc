@@ -167,5 +167,24 @@ TEST_CASE("forward-auth refuses a request with nothing to decide, and bounds the
   CHECK(f.Ask("GET", "/v1/forward-authx", {}, f.token).status == 404);
 }
 
+TEST_CASE("behind a trusted gateway the invalid-token budget is the client's, not the gateway's", "[forward-auth]") {
+  Fixture f({{"WARDEN_TRUSTED_PROXIES", "127.0.0.1"}, {"WARDEN_INVALID_TOKENS_PER_MINUTE", "3"}});
+  const std::string bad = "wdn_" + std::string(40, 'A');
+  auto ask = [&](const std::string& client) {
+    return f.Ask("GET", "/v1/forward-auth",
+                 {{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/companies/c1"}, {"X-Forwarded-For", client}}, bad);
+  };
+  for (int i = 0; i < 3; ++i) CHECK(ask("198.51.100.1").status == 401);
+  Reply throttled = ask("198.51.100.1");
+  CHECK(throttled.status == 429);
+  CHECK(!throttled.Header("Retry-After").empty());
+  CHECK(ask("198.51.100.2").status == 401);  // another client behind the same gateway
+  // A valid token is never throttled.
+  CHECK(f.Ask("GET", "/v1/forward-auth",
+              {{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/companies/c1"}, {"X-Forwarded-For", "198.51.100.1"}},
+              f.token)
+            .status == 200);
+}
+
 }  // namespace
 }  // namespace warden::testing
