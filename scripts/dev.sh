@@ -6,13 +6,15 @@
 #   bash scripts/dev.sh test   build and run every test with ctest, in a normal build and in an
 #                              AddressSanitizer + UndefinedBehaviorSanitizer build, then every
 #                              libFuzzer target for FUZZ_SECONDS (default 60) each
-#                              (scripts/fuzz_ci.sh, clang-14); fails if any of them fails
+#                              (scripts/fuzz_ci.sh, clang-14); fails if any of them fails.
+#                              The web console's browser tests (tests/console/) need Node.js 20
+#                              with npm, Debian's chromium and playwright-core from npm (npm ci).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(g++ cmake ninja-build pkg-config git curl openssl sqlite3 libsqlite3-dev zlib1g-dev libssl-dev
   libyaml-cpp-dev libre2-dev libcpp-httplib-dev node-llhttp nlohmann-json3-dev libsimdjson-dev libcli11-dev catch2
-  libbenchmark-dev wrk python3 clang-14 libclang-rt-14-dev nginx caddy)
+  libbenchmark-dev wrk python3 clang-14 libclang-rt-14-dev nginx caddy chromium)
 JOBS=${JOBS:-$(nproc)}
 
 deps() {
@@ -26,6 +28,16 @@ deps() {
     apt-get update -qq
     apt-get install -y -qq "${missing[@]}"
   fi
+  if ! command -v npm >/dev/null; then  # the machines ship Node.js 20 with npm; else Debian's
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq nodejs npm
+  fi
+}
+
+# playwright-core at the version of tests/console/package-lock.json; it drives /usr/bin/chromium
+# and never downloads a browser of its own.
+console_deps() {
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix tests/console --no-audit --no-fund --loglevel=error
 }
 
 build() {  # dir, extra cmake args...
@@ -43,6 +55,8 @@ case "${1:-}" in
     ;;
   test)
     deps
+    console_deps
+    export WARDEN_CONSOLE_REQUIRED=1  # the browser tests fail, not skip, without their tools
     build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
     (cd build && ctest --output-on-failure -j 2)
     build build-san -DCMAKE_BUILD_TYPE=Debug -DWARDEN_SANITIZE=ON -DWARDEN_BENCH=OFF

@@ -6,6 +6,7 @@
 #include "common/crypto.h"
 #include "common/ids.h"
 #include "server/check/slow_token_store.h"
+#include "server/console/console.h"
 #include "server/http/json_io.h"
 #include "server/ops/ops_routes.h"
 
@@ -117,6 +118,7 @@ StatusOr<int> App::Bind() {
   });
   admin_.Register(&router_);
   AddOpsRoutes(&router_, store_, &policies_, &metrics_);
+  console::AddRoutes(&router_);
 
   StatusOr<int> port = config_.tls_cert.empty() ? BindPlain() : BindTls();
   if (!port.ok()) return port.status();

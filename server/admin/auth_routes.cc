@@ -126,11 +126,24 @@ void AdminApi::RegisterAuthRoutes() {
     return Status();
   });
 
+  // `permissions`: every catalog action the caller may do, as the engine decides it without
+  // resource attributes (an allow that needs a condition is not listed), so that a client (the
+  // console's menu) offers only what the API would allow; the API still decides every call.
   Admin("GET", "/v1/auth/me", [](const Request&, Response& res, Caller& caller) -> Status {
+    nlohmann::json permissions = nlohmann::json::object();
+    const engine::Attributes none;
+    for (const engine::ModelDecl& m : caller.snapshot->catalog().models()) {
+      nlohmann::json actions = nlohmann::json::array();
+      for (const std::string& a : m.actions) {
+        if (caller.snapshot->Evaluate(caller.principal, caller.policies, m.name, a, none, none).allowed) actions.push_back(a);
+      }
+      if (!actions.empty()) permissions[m.name] = std::move(actions);
+    }
     WriteJson(res, 200, {{"type", engine::PrincipalTypeName(caller.principal.type)},
                          {"id", caller.principal.id},
                          {"name", caller.principal.name},
-                         {"roles", caller.principal.roles}});
+                         {"roles", caller.principal.roles},
+                         {"permissions", std::move(permissions)}});
     return Status();
   });
 
