@@ -307,7 +307,7 @@ test('admin: the account dialog — INFO, tokens shown once, PERMISSIONS, LOGS',
   await box('note delete').uncheck();
   await dialog.getByRole('button', {name: 'Save', exact: true}).click();
   await panel('PERMISSIONS').getByText('Saved.').waitFor();
-  perms = await accountPermissions('crm-sync');
+  const perms = await accountPermissions('crm-sync');
   assert.deepEqual(perms.permissions.invoice, ['view']);
   assert.deepEqual(perms.permissions.note, ['view', 'create', 'update']);
   assert.equal(perms.copied_from.name, 'csm');
@@ -356,12 +356,12 @@ test('admin: the account dialog — INFO, tokens shown once, PERMISSIONS, LOGS',
   await dialog.getByRole('combobox', {name: 'Action'}).selectOption('view');
   await eventually(async () => (await rows.count()) === 20 && await dialog.getByRole('button', {name: 'Load more'}).isVisible(), '20 company rows and more');
   assert.deepEqual([...new Set(await table.locator('tbody td:nth-child(2)').allTextContents())], ['company']);
-  await dialog.getByLabel('From').fill('2099-01-01T00:00:00');
-  await dialog.getByLabel('From').dispatchEvent('change');
+  await dialog.getByLabel('From', {exact: true}).fill('2099-01-01T00:00');
+  await dialog.getByLabel('From', {exact: true}).dispatchEvent('change');
   await dialog.getByText('No requests match.').waitFor();
-  await dialog.getByLabel('From').fill('');
-  await dialog.getByLabel('To').fill('2000-01-01T00:00:00');
-  await dialog.getByLabel('To').dispatchEvent('change');
+  await dialog.getByLabel('From', {exact: true}).fill('');
+  await dialog.getByLabel('To', {exact: true}).fill('2000-01-01T00:00');
+  await dialog.getByLabel('To', {exact: true}).dispatchEvent('change');
   await dialog.getByText('No requests match.').waitFor();
   await page.keyboard.press('Escape');
   await dialog.waitFor({state: 'detached'});

@@ -34,7 +34,8 @@ function renderLogin(message) {
     h('div', {class: 'field'}, h('label', {for: email.id}, 'Email'), email),
     h('div', {class: 'field'}, h('label', {for: password.id}, 'Password'), password),
     error,
-    h('button', {type: 'submit', class: 'primary'}, 'Log in'));
+    h('button', {type: 'submit', class: 'primary'}, 'Log in'),
+    h('p', {class: 'hint'}, 'For team members. Service accounts never log in: they call the API with their tokens.'));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     error.textContent = '';
