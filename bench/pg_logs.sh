@@ -42,7 +42,7 @@ start=$(date +%s)
 {
   for d in $(seq 0 $((DAYS - 1))); do
     day=$((day0 + d))
-    echo "CREATE TABLE decision_log_d$day PARTITION OF decision_log FOR VALUES FROM ($((day * 86400000))) TO ($(((day + 1) * 86400000)));"
+    echo "CREATE TABLE decision_log_day$day PARTITION OF decision_log FOR VALUES FROM ($((day * 86400000))) TO ($(((day + 1) * 86400000)));"
   done
   cat <<EOF
 INSERT INTO decision_log (seq, id, time, tenant_id, principal_type, principal_id, principal_name, token_id, model,
@@ -63,17 +63,19 @@ echo "filled $ROWS rows in $(( $(date +%s) - start )) s; $(psql -qtA "$URL" -c "
 
 cols="seq, id, tenant_id, principal_type, principal_id, principal_name, token_id, model, action, resource_id, reason, rule, eval_error, policy_revision, client_addr, method, path, request_id, time, allowed, latency_us"
 mid=$(psql -qtA "$URL" -c "SELECT seq FROM decision_log WHERE principal_id = 'acct-hot' ORDER BY seq OFFSET $((ROWS / 20)) LIMIT 1")
-time_case() {  # label sql-after-prepare
-  local label=$1 exec=$2
-  {
-    echo "PREPARE q1 (text, text, bigint, bigint) AS SELECT $cols FROM decision_log WHERE tenant_id = \$1 AND principal_id = \$2 AND seq < \$3 ORDER BY seq DESC LIMIT \$4;"
-    echo "PREPARE q2 (text, text, bigint, boolean, bigint) AS SELECT $cols FROM decision_log WHERE tenant_id = \$1 AND principal_id = \$2 AND seq < \$3 AND allowed = \$4 ORDER BY seq DESC LIMIT \$5;"
-    echo '\timing on'
-    for _ in $(seq 1 "$REPEAT"); do echo "$exec"; done
-  } | psql -q "$URL" | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | sort -n | awk -v l="$label" '{a[NR]=$1} END {printf "| %s | %.2f | %.2f |\n", l, a[int((NR+1)/2)], a[NR]}'
+time_case() {  # label statement: wall time in psql (\timing) and the server's execution time
+  local label=$1 exec=$2 prep wall server
+  prep="SET plan_cache_mode = 'force_generic_plan';
+PREPARE q1 (text, text, bigint, bigint) AS SELECT $cols FROM decision_log WHERE tenant_id = \$1 AND principal_id = \$2 AND seq < \$3 ORDER BY seq DESC LIMIT \$4;
+PREPARE q2 (text, text, bigint, boolean, bigint) AS SELECT $cols FROM decision_log WHERE tenant_id = \$1 AND principal_id = \$2 AND seq < \$3 AND allowed = \$4 ORDER BY seq DESC LIMIT \$5;"
+  wall=$( { echo "$prep"; echo '\timing on'; for _ in $(seq 1 "$REPEAT"); do echo "$exec"; done; } | psql -q "$URL" |
+    sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | sort -n | awk '{a[NR]=$1} END {printf "%.2f | %.2f", a[int((NR+1)/2)], a[NR]}')
+  server=$( { echo "$prep"; for _ in $(seq 1 "$REPEAT"); do echo "EXPLAIN (ANALYZE, TIMING OFF) $exec"; done; } | psql -qtA "$URL" |
+    sed -n 's/^Execution Time: \([0-9.]*\) ms/\1/p' | sort -n | awk '{a[NR]=$1} END {printf "%.2f | %.2f", a[int((NR+1)/2)], a[NR]}')
+  echo "| $label | $wall | $server |"
 }
-echo "| LOGS page (51 rows) | median ms | max ms |"
-echo "|---|---:|---:|"
+echo "| LOGS page (51 rows) | psql median ms | psql max ms | server median ms | server max ms |"
+echo "|---|---:|---:|---:|---:|"
 time_case "hot account (10% of rows), first page" "EXECUTE q1('default', 'acct-hot', 9223372036854775807, 51);"
 time_case "hot account, page at a cursor mid-history" "EXECUTE q1('default', 'acct-hot', $mid, 51);"
 time_case "hot account, denied only, first page" "EXECUTE q2('default', 'acct-hot', 9223372036854775807, false, 51);"

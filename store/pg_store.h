@@ -190,7 +190,6 @@ class PgStore final : public Store {
   std::mutex spill_mu_;  // appends to spill_ and its Reset
   std::condition_variable spill_cv_;
   bool spill_stop_ = false;    // guarded by spill_mu_
-  int64_t spilled_rows_ = 0;   // guarded by spill_mu_ (metrics, tests)
   std::thread spiller_;
 };
 

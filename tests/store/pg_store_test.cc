@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "store/pg_conn.h"
 #include "store/pg_store.h"
 #include "tests/store/store_test_util.h"
 
@@ -157,6 +158,40 @@ TEST_CASE("PgStore: decision rows spill to a local file while the database refus
     CHECK(store.Query(q).value().items.size() == 7);
   }
   PgSchema::Run("DROP OWNED BY " + role + "; DROP ROLE " + role);
+}
+
+TEST_CASE("PgStore: retention drops whole day partitions and keeps the counts exact", "[.][pg]") {
+  testing::StoreFixture f;
+  REQUIRE(f.pg != nullptr);  // WARDEN_TEST_BACKEND=postgres
+  const int64_t day = 86'400'000;
+  const int64_t today = f.clock.NowMillis() / day * day;
+  for (int d = 0; d < 4; ++d) {  // 3 days ago .. today, 10 rows a day, at noon
+    std::vector<DecisionRow> rows(10, MakeDecision(d % 2 ? "odd" : "even", true));
+    for (auto& r : rows) r.time = today - (3 - d) * day + day / 2;
+    REQUIRE(f.store->AppendDecisions(&rows).ok());
+  }
+  auto partitions = [&] {
+    auto c = PgConnection::Connect(f.schema->url());
+    REQUIRE(c.ok());
+    auto r = (*c)->Exec("SELECT COUNT(*) FROM pg_inherits WHERE inhparent = 'decision_log'::regclass", "counting partitions");
+    REQUIRE(r.ok());
+    return r->Int(0, 0);
+  };
+  CHECK(partitions() == 5);  // four days and the default partition
+  f.clock.Set(today + day / 4);
+  // Older than 18 h (before yesterday noon): the days 3 and 2 ago go whole, two DROPs of more
+  // rows than the batch of 5; yesterday's noon rows are not older.
+  CHECK(f.store->Prune({.max_age_ms = 18 * 3'600'000}, 5).value() == 20);
+  CHECK(partitions() == 3);
+  CHECK(f.store->CountDecisions(kDefaultTenantId, "").value() == 20);
+  CHECK(f.store->CountDecisions(kDefaultTenantId, "even").value() == 10);
+  CHECK(f.store->CountDecisions(kDefaultTenantId, "odd").value() == 10);
+  // Rows of a dropped day can come again (a late replica): the partition is made again.
+  std::vector<DecisionRow> late(2, MakeDecision("even", true));
+  for (auto& r : late) r.time = today - 3 * day + 1;
+  REQUIRE(f.store->AppendDecisions(&late).ok());
+  CHECK(f.store->CountDecisions(kDefaultTenantId, "even").value() == 12);
+  CHECK(testing::QueryAll(*f.store).size() == 22);
 }
 
 }  // namespace
