@@ -16,10 +16,12 @@ check() {  # folder, forbidden include regex, reason
 check common 'engine/|store/|server/' "must not include engine/, store/ or server/"
 check engine 'store/|server/' "must not include store/ or server/"
 check store 'engine/|server/' "must not include engine/ or server/"
-check common 'yaml-cpp/|re2/|sqlite3|httplib|llhttp' "must not use yaml-cpp, re2, sqlite3, httplib or llhttp"
-check engine 'sqlite3|httplib|llhttp|openssl/' "must not use sqlite3, httplib, llhttp or OpenSSL directly"
+check common 'yaml-cpp/|re2/|sqlite3|libpq|httplib|llhttp' "must not use yaml-cpp, re2, sqlite3, libpq, httplib or llhttp"
+check engine 'sqlite3|libpq|httplib|llhttp|openssl/' "must not use sqlite3, libpq, httplib, llhttp or OpenSSL directly"
 check store 'yaml-cpp/|re2/|httplib|llhttp' "must not use yaml-cpp, re2, httplib or llhttp"
-check server 'sqlite3|yaml-cpp/|re2/' "must not use sqlite3, yaml-cpp or re2 (those belong to store/ and engine/)"
+check server 'sqlite3|libpq|yaml-cpp/|re2/' "must not use sqlite3, libpq, yaml-cpp or re2 (those belong to store/ and engine/)"
+# Nothing above store/ knows which backend runs: server/ opens stores through store_factory.h.
+check server 'store/(sqlite_store|sqlite_db|pg_store|pg_conn)\.h' "must not name a store backend (use store/store_factory.h)"
 # server/'s rooms (DESIGN.md 2.1): http <- ops <- check <- admin <- app; console beside http.
 # Only http/ sees httplib and llhttp; the others see its Request and Response.
 check server/http 'server/(ops|check|admin|console|app|config)' "must not include the rooms above it"

@@ -82,6 +82,7 @@ Status App::Init(std::string* admin_password_out) {
   admin_.SetTenant(tenant_id_);
   ASSIGN_OR_RETURN(std::vector<store::Tenant> tenants, store_->ListTenants());
   for (const store::Tenant& t : tenants) checks_.SetTenantToken(t.id, t.tenant_token);
+  store_->Subscribe([this](const store::Change& change) { OnStoreChange(change); });
   policy_status_.Recheck(tenant_id_);
   ASSIGN_OR_RETURN(int64_t users, store_->CountUsers(tenant_id_));
   if (users == 0) {
@@ -231,12 +232,33 @@ void App::AddMaintenanceTasks() {
   });
 }
 
+void App::OnStoreChange(const store::Change& change) {
+  using Kind = store::Change::Kind;
+  switch (change.kind) {
+    case Kind::kAccount: verifier_.InvalidateAccount(change.id); return;
+    case Kind::kToken: verifier_.InvalidateToken(change.id); return;
+    case Kind::kTokenCreated: verifier_.NoteTokenCreated(change.id); return;
+    case Kind::kTenant: {
+      auto tenant = store_->GetTenant(change.id);
+      // Unreadable: an unguessable placeholder, so the old token fails closed.
+      checks_.SetTenantToken(change.id, tenant.ok() ? tenant->tenant_token : RandomHex(32));
+      return;
+    }
+    case Kind::kEverything: break;
+  }
+  verifier_.InvalidateAll();
+  auto tenants = store_->ListTenants();
+  if (!tenants.ok()) return;
+  for (const store::Tenant& t : *tenants) checks_.SetTenantToken(t.id, t.tenant_token);
+}
+
 void App::Serve() {
   if (front_) front_->Serve();
   else if (tls_) tls_->Serve();
 }
 
 void App::Stop() {
+  store_->Subscribe({});  // no more calls into this App
   if (front_) front_->Stop();
   if (tls_) tls_->Stop();
   maintenance_.Stop();

@@ -63,6 +63,8 @@ class App {
   StatusOr<int> BindPlain();
   StatusOr<int> BindTls();
   void AddMaintenanceTasks();
+  // A change another replica made (store::ChangeFeed): drops or refreshes what it affects.
+  void OnStoreChange(const store::Change& change);
 
   Config config_;
   store::Store* store_;

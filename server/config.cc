@@ -34,6 +34,7 @@ StatusOr<bool> ParseBool(const std::string& key, const std::string& value) {
 Status Apply(const std::string& key, const std::string& value, Config* c) {
   if (key == "listen") { c->listen = value; return Status(); }
   if (key == "data_dir") { c->data_dir = value; return Status(); }
+  if (key == "store") { c->store = value; return Status(); }
   if (key == "policies_dir") { c->policies_dir = value; return Status(); }
   if (key == "token_prefix") { c->token_prefix = value; return Status(); }
   if (key == "decision_export_path") { c->decision_export_path = value; return Status(); }
@@ -109,7 +110,7 @@ Status ApplyConfigFile(const std::string& path, Config* config) {
 
 Status ApplyEnvironment(const std::map<std::string, std::string>& env, Config* config) {
   static const std::pair<const char*, const char*> kVars[] = {
-      {"WARDEN_LISTEN", "listen"}, {"WARDEN_DATA", "data_dir"},
+      {"WARDEN_LISTEN", "listen"}, {"WARDEN_DATA", "data_dir"}, {"WARDEN_STORE", "store"},
       {"WARDEN_POLICIES", "policies_dir"}, {"WARDEN_TOKEN_PREFIX", "token_prefix"},
       {"WARDEN_THREADS", "threads"}, {"WARDEN_PAYLOAD_LIMIT", "payload_limit"},
       {"WARDEN_TLS_CERT", "tls_cert"}, {"WARDEN_TLS_KEY", "tls_key"},

@@ -13,6 +13,9 @@ namespace warden::server {
 struct Config {
   std::string listen = "127.0.0.1:8080";
   std::string data_dir = "./data";
+  // Where the store is (store/store_factory.h): empty = SQLite in <data_dir>/warden.db;
+  // postgres://... (or postgresql://) = PostgreSQL, shared by several replicas.
+  std::string store;
   std::string policies_dir = "./policies";
   std::string token_prefix = "wdn";
   int threads = 64;                         // workers: httplib pool under TLS; plain HTTP uses min(threads, 16) for every route but /v1/check
@@ -49,11 +52,13 @@ struct Config {
   std::string Host() const;
   int Port() const;
   std::string DatabasePath() const { return data_dir + "/warden.db"; }
+  // What store/OpenStore is given: `store`, else the SQLite file in data_dir.
+  std::string StoreLocation() const { return store.empty() ? DatabasePath() : store; }
 };
 
 // Applies a YAML config file (keys as in Config, snake_case) over `config`.
 Status ApplyConfigFile(const std::string& path, Config* config);
-// Applies WARDEN_* variables from `env` (WARDEN_LISTEN, WARDEN_DATA, WARDEN_POLICIES,
+// Applies WARDEN_* variables from `env` (WARDEN_LISTEN, WARDEN_DATA, WARDEN_STORE, WARDEN_POLICIES,
 // WARDEN_TOKEN_PREFIX, WARDEN_THREADS, WARDEN_PAYLOAD_LIMIT, WARDEN_TLS_CERT, WARDEN_TLS_KEY,
 // WARDEN_TOKEN_PEPPER, WARDEN_ADMIN_EMAIL, WARDEN_ADMIN_PASSWORD, WARDEN_SESSION_TTL,
 // WARDEN_RETENTION_DAYS, WARDEN_RETENTION_ROWS, WARDEN_RETENTION_UNAUTHENTICATED_ROWS, WARDEN_ACCESS_LOG,

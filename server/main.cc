@@ -22,7 +22,7 @@
 #include "server/app.h"
 #include "server/config.h"
 #include "server/ops/policy_cli.h"
-#include "store/sqlite_store.h"
+#include "store/store_factory.h"
 
 namespace {
 
@@ -107,13 +107,13 @@ int Serve(warden::server::Config config, const std::string& config_file) {
     return 1;
   }
   auto& clock = warden::SystemClock::Get();
-  auto store = warden::store::SqliteStore::Open(config.DatabasePath(), clock);
+  auto store = warden::store::OpenStore(config.StoreLocation(), clock, {.local_dir = config.data_dir});
   if (!store.ok()) {
-    std::fprintf(stderr, "warden: cannot open %s: %s\n", config.DatabasePath().c_str(), store.status().message().c_str());
+    std::fprintf(stderr, "warden: cannot open %s: %s\n", warden::store::RedactLocation(config.StoreLocation()).c_str(),
+                 store.status().message().c_str());
     return 1;
   }
-  warden::store::SqliteStore* sqlite = store->get();
-  warden::server::App app(config, sqlite, *pepper, clock, [sqlite] { return sqlite->Checkpoint(); });
+  warden::server::App app(config, store->store.get(), *pepper, clock, store->maintenance);
   std::string generated_password;
   Status init = app.Init(&generated_password);
   if (!init.ok()) {
@@ -130,9 +130,9 @@ int Serve(warden::server::Config config, const std::string& config_file) {
     std::fprintf(stderr, "warden: %s\n", port.status().message().c_str());
     return 1;
   }
-  std::printf("warden serving %s://%s:%d (policies %s, data %s)\n",
+  std::printf("warden serving %s://%s:%d (policies %s, data %s, store %s)\n",
               config.tls_cert.empty() ? "http" : "https", config.Host().c_str(), *port,
-              config.policies_dir.c_str(), config.data_dir.c_str());
+              config.policies_dir.c_str(), config.data_dir.c_str(), store->description.c_str());
   std::fflush(stdout);
   std::thread waiter([&] {
     int sig = 0;
@@ -154,24 +154,21 @@ int Serve(warden::server::Config config, const std::string& config_file) {
 // it changes only admin rows, in SQLite transactions, and never opens the decision journal.
 // The server reads users and sessions from the store on every request, so the change holds
 // at once.
-int ResetPassword(const std::string& data_dir, const std::string& email, const std::string& tenant,
-                  bool restore_admin) {
+int ResetPassword(const std::string& data_dir, const std::string& store_location, const std::string& email,
+                  const std::string& tenant, bool restore_admin) {
   namespace store = warden::store;
-  const std::string db = data_dir + "/warden.db";
-  if (!std::filesystem::exists(db)) {
+  const std::string db = store_location.empty() ? data_dir + "/warden.db" : store_location;
+  if (store_location.empty() && !std::filesystem::exists(db)) {
     std::fprintf(stderr, "warden: no database at %s (start warden once with --data %s)\n", db.c_str(), data_dir.c_str());
     return 1;
   }
   auto& clock = warden::SystemClock::Get();
-  store::SqliteStore::Options options;
-  options.decision_log = false;
-  options.read_connections = 1;
-  auto opened = store::SqliteStore::Open(db, clock, options);
+  auto opened = store::OpenStore(db, clock, {.decision_log = false});
   if (!opened.ok()) {
-    std::fprintf(stderr, "warden: cannot open %s: %s\n", db.c_str(), opened.status().message().c_str());
+    std::fprintf(stderr, "warden: cannot open %s: %s\n", store::RedactLocation(db).c_str(), opened.status().message().c_str());
     return 1;
   }
-  store::SqliteStore& st = **opened;
+  store::Store& st = *opened->store;
   const std::string password = warden::RandomBase62(20);
   StatusOr<std::string> hash = warden::HashPassword(password);
   if (!hash.ok()) {
@@ -235,12 +232,13 @@ int main(int argc, char** argv) {
   warden::server::AddPolicyCommands(app, &exit_code);
 
   warden::server::Config config;
-  std::string config_file, listen, data, policies;
+  std::string config_file, listen, data, policies, store_location;
   CLI::App* serve = app.add_subcommand("serve", "Run the HTTP server");
   serve->add_option("--config", config_file, "YAML config file");
   serve->add_option("--listen", listen, "HOST:PORT to listen on (default 127.0.0.1:8080; port 0 picks a free one)");
   serve->add_option("--data", data, "Data directory (default ./data)");
   serve->add_option("--policies", policies, "Policy directory (default ./policies)");
+  serve->add_option("--store", store_location, "postgres://... to share a PostgreSQL store between replicas (also WARDEN_STORE); default SQLite in the data directory");
   serve->callback([&] {
     if (!config_file.empty()) {
       Status st = warden::server::ApplyConfigFile(config_file, &config);
@@ -259,6 +257,7 @@ int main(int argc, char** argv) {
     if (!listen.empty()) config.listen = listen;
     if (!data.empty()) config.data_dir = data;
     if (!policies.empty()) config.policies_dir = policies;
+    if (!store_location.empty()) config.store = store_location;
     Status valid = warden::server::Validate(config);
     if (!valid.ok()) {
       std::fprintf(stderr, "warden: invalid configuration: %s\n", valid.message().c_str());
@@ -269,14 +268,15 @@ int main(int argc, char** argv) {
   });
   CLI::App* admin = app.add_subcommand("admin", "Operator commands that work on the data directory directly");
   admin->require_subcommand(1);
-  std::string reset_data = "./data", reset_email, reset_tenant = warden::store::kDefaultTenantId;
+  std::string reset_data = "./data", reset_store, reset_email, reset_tenant = warden::store::kDefaultTenantId;
   bool restore_admin = false;
   CLI::App* reset = admin->add_subcommand("reset-password", "Give a user a new password (printed once), whether the server runs or not");
   reset->add_option("--data", reset_data, "Data directory (default ./data)");
+  reset->add_option("--store", reset_store, "The store URL when it is PostgreSQL (as serve --store)");
   reset->add_option("--tenant", reset_tenant, "Tenant id (default: default)");
   reset->add_flag("--restore-admin", restore_admin, "Also give the user the admin role and enable it (creating the user when absent)");
   reset->add_option("email", reset_email, "The user's email")->required();
-  reset->callback([&] { exit_code = ResetPassword(reset_data, reset_email, reset_tenant, restore_admin); });
+  reset->callback([&] { exit_code = ResetPassword(reset_data, reset_store, reset_email, reset_tenant, restore_admin); });
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -21,6 +21,7 @@
 
 #include "common/ids.h"
 #include "store/decision_chunk.h"
+#include "store/row_codec.h"
 #include "store/schema.h"
 #include "store/sqlite_db.h"
 
@@ -54,40 +55,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr int64_t kNoCursor = std::numeric_limits<int64_t>::max();
-
-// Cursors are opaque to callers: "c" followed by the last seq returned, in base 10.
-std::string EncodeCursor(int64_t seq) { return "c" + std::to_string(seq); }
-
-StatusOr<int64_t> DecodeCursor(const std::string& cursor) {
-  if (cursor.empty()) return kNoCursor;
-  int64_t seq = 0;
-  const char* begin = cursor.data() + 1;
-  const char* end = cursor.data() + cursor.size();
-  auto [ptr, ec] = std::from_chars(begin, end, seq);
-  if (cursor[0] != 'c' || begin == end || ec != std::errc() || ptr != end || seq <= 0) {
-    return InvalidArgumentError("malformed cursor", "cursor");
-  }
-  return seq;
-}
-
-int ClampLimit(int limit) {
-  if (limit <= 0) return kDefaultPageLimit;
-  return std::min(limit, kMaxPageLimit);
-}
-
-StatusOr<json> ParseJsonColumn(const std::string& text, std::string_view what) {
-  json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) {
-    return InternalError("stored " + std::string(what) + " is not valid JSON");
-  }
-  return value;
-}
-
-std::string DumpJson(const json& value) {
-  // Replace invalid UTF-8 instead of throwing: attributes come from clients.
-  return value.dump(-1, ' ', false, json::error_handler_t::replace);
-}
 
 // Takes items from rows fetched with LIMIT limit+1 and sets next_cursor when there are more.
 // Steps `s` (which selects at most limit + 1 rows, newest first) into a page: `read(s, &seq)`
@@ -124,11 +91,7 @@ StatusOr<User> ReadUser(const Stmt& s, int64_t* seq) {
   u.tenant_id = s.Text(2);
   u.email = s.Text(3);
   u.name = s.Text(4);
-  ASSIGN_OR_RETURN(json roles, ParseJsonColumn(s.Text(5), "roles"));
-  if (!roles.is_array()) return InternalError("stored roles are not an array");
-  for (const auto& r : roles) {
-    if (r.is_string()) u.roles.push_back(r.get<std::string>());
-  }
+  ASSIGN_OR_RETURN(u.roles, ParseRoles(s.Text(5)));
   ASSIGN_OR_RETURN(u.attributes, ParseJsonColumn(s.Text(6), "attributes"));
   u.enabled = s.Bool(7);
   u.password_hash = s.Text(8);
@@ -325,10 +288,7 @@ Status MaybeAudit(Connection& c, const Clock& clock, const AuditEntry* audit,
                   const std::string& tenant_id, const std::string& target_id,
                   const std::string& target_name) {
   if (audit == nullptr) return Status::Ok();
-  AuditEntry e = *audit;
-  if (e.tenant_id.empty()) e.tenant_id = tenant_id;
-  if (e.target_id.empty()) e.target_id = target_id;
-  if (e.target_name.empty()) e.target_name = target_name;
+  AuditEntry e = FillAudit(*audit, tenant_id, target_id, target_name);
   return InsertAudit(c, clock, &e);
 }
 
@@ -863,16 +823,6 @@ StatusOr<Tenant> SqliteStore::FindTenantByToken(const std::string& tenant_token)
 
 namespace {
 
-std::string RolesJson(const std::vector<std::string>& roles) { return DumpJson(json(roles)); }
-
-Status ValidateUser(const User& u) {
-  if (u.tenant_id.empty()) return InvalidArgumentError("tenant_id is required", "tenant_id");
-  if (u.email.empty()) return InvalidArgumentError("email is required", "email");
-  if (!u.attributes.is_object()) {
-    return InvalidArgumentError("attributes must be an object", "attributes");
-  }
-  return Status::Ok();
-}
 
 Status UserWriteError(Status st) {
   if (st.code() == StatusCode::kAlreadyExists) {
@@ -940,12 +890,7 @@ StatusOr<User> SqliteStore::UpdateUser(const std::string& tenant_id, const std::
                                        const UserUpdate& update, const AuditEntry* audit) {
   return AdminWrite([&](Connection& c) -> StatusOr<User> {
     ASSIGN_OR_RETURN(User u, LoadUser(c, tenant_id, user_id));
-    if (update.email) u.email = *update.email;
-    if (update.name) u.name = *update.name;
-    if (update.roles) u.roles = *update.roles;
-    if (update.attributes) u.attributes = *update.attributes;
-    if (update.enabled) u.enabled = *update.enabled;
-    if (update.password_hash) u.password_hash = *update.password_hash;
+    ApplyUpdate(update, &u);
     u.updated_at = clock_.NowMillis();
     RETURN_IF_ERROR(ValidateUser(u));
     ASSIGN_OR_RETURN(Stmt s, c.Prepare("UPDATE users SET email = ?, name = ?, roles = ?, "
@@ -1058,18 +1003,8 @@ namespace {
 
 // The rows of a new account (and its policy version 1), inside the caller's transaction.
 StatusOr<ServiceAccount> InsertAccount(Connection& c, const Clock& clock, const ServiceAccount& account) {
-  if (account.tenant_id.empty()) return InvalidArgumentError("tenant_id is required", "tenant_id");
-  if (account.name.empty()) return InvalidArgumentError("name is required", "name");
-  if (!account.attributes.is_object()) {
-    return InvalidArgumentError("attributes must be an object", "attributes");
-  }
-  ServiceAccount a = account;
-  if (a.id.empty()) a.id = NewUlid(clock);
-  a.created_at = a.updated_at = clock.NowMillis();
-  a.policy_version = 1;
-  a.deleted_at = 0;
-  a.token_count = 0;
-  a.last_used_at = 0;
+  RETURN_IF_ERROR(ValidateAccount(account));
+  ServiceAccount a = NewAccountRow(account, clock.NowMillis(), account.id.empty() ? NewUlid(clock) : "");
   {
     ASSIGN_OR_RETURN(Stmt s, c.Prepare(
                                  "INSERT INTO service_accounts (id, tenant_id, name, description, "
@@ -1097,10 +1032,7 @@ StatusOr<ServiceAccount> InsertAccount(Connection& c, const Clock& clock, const 
 
 // The row of a new token of a live account, inside the caller's transaction.
 StatusOr<ApiTokenRecord> InsertToken(Connection& c, const Clock& clock, const ApiTokenRecord& token) {
-  if (token.id.empty()) return InvalidArgumentError("token id is required", "id");
-  if (token.secret_hash.size() != 32) {
-    return InvalidArgumentError("token secret hash must be 32 bytes", "secret_hash");
-  }
+  RETURN_IF_ERROR(ValidateToken(token));
   ApiTokenRecord t = token;
   if (t.created_at == 0) t.created_at = clock.NowMillis();
   RETURN_IF_ERROR(LoadAccount(c, t.tenant_id, t.account_id, false).status());
@@ -1186,14 +1118,8 @@ StatusOr<ServiceAccount> SqliteStore::UpdateAccount(const std::string& tenant_id
                                                     const AuditEntry* audit) {
   return AdminWrite([&](Connection& c) -> StatusOr<ServiceAccount> {
     ASSIGN_OR_RETURN(ServiceAccount a, LoadAccount(c, tenant_id, account_id, false));
-    if (update.name) a.name = *update.name;
-    if (update.description) a.description = *update.description;
-    if (update.enabled) a.enabled = *update.enabled;
-    if (update.attributes) a.attributes = *update.attributes;
-    if (a.name.empty()) return InvalidArgumentError("name is required", "name");
-    if (!a.attributes.is_object()) {
-      return InvalidArgumentError("attributes must be an object", "attributes");
-    }
+    ApplyUpdate(update, &a);
+    RETURN_IF_ERROR(ValidateAccount(a));
     a.updated_at = clock_.NowMillis();
     ASSIGN_OR_RETURN(Stmt s, c.Prepare("UPDATE service_accounts SET name = ?, description = ?, "
                                        "enabled = ?, attributes = ?, updated_at = ? WHERE "

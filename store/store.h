@@ -1,9 +1,10 @@
 // The storage interfaces of warden: tenants, users and sessions, service accounts and their
 // policy versions, API tokens, the audit log and the decision log.
 //
-// server/ codes against these abstract classes; store/sqlite_store.h implements all of them
-// in one class (SqliteStore) and a PostgreSQL backend could implement them later. Nothing
-// above store/ writes SQL.
+// server/ codes against these abstract classes; store/sqlite_store.h (SqliteStore, embedded)
+// and store/pg_store.h (PgStore, shared by several replicas) implement all of them, and
+// store/store_factory.h opens the one a location names. Nothing above store/ writes SQL or
+// knows which backend runs.
 //
 // Conventions:
 //   - Times are int64 Unix milliseconds; 0 means "none".
@@ -23,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -388,6 +390,33 @@ class Health {
   virtual Status Ping() = 0;
 };
 
+// A change that affects decisions, as the caches of every process sharing the store must see
+// it (DESIGN.md section 10).
+struct Change {
+  enum class Kind {
+    kAccount,       // enabled, renamed, attributes or permissions changed, or deleted
+    kToken,         // deleted
+    kTokenCreated,  // an id no process may keep remembering as unknown
+    kTenant,        // created or its tenant token rotated
+    kEverything,    // changes may have been missed: drop every cache
+  };
+  Kind kind = Kind::kEverything;
+  std::string tenant_id;
+  std::string id;  // the account, token or tenant id; empty for kEverything
+};
+
+// Thread-safe.
+class ChangeFeed {
+ public:
+  virtual ~ChangeFeed() = default;
+  // Calls `listener`, from a thread of the store, for the changes other processes sharing the
+  // store make (this process's own may come too: invalidating twice is harmless), at most a
+  // second after they commit while the database is reachable. Call once, before serving;
+  // Subscribe({}) stops the calls (and waits for one under way) before the listener goes.
+  // A store only one process uses (SQLite: the data directory is locked) never calls it.
+  virtual void Subscribe(std::function<void(const Change&)> listener) {}
+};
+
 // Everything at once: what server/ holds.
 class Store : public TenantStore,
               public UserStore,
@@ -395,6 +424,7 @@ class Store : public TenantStore,
               public TokenStore,
               public AuditLog,
               public DecisionLog,
-              public Health {};
+              public Health,
+              public ChangeFeed {};
 
 }  // namespace warden::store

@@ -21,7 +21,7 @@ AuditEntry Audit(const std::string& action, const std::string& target_type) {
   return e;
 }
 
-TEST_CASE("CreateAccount stores the account and its policy as version 1", "[store][account]") {
+TEST_CASE("CreateAccount stores the account and its policy as version 1", "[store][conformance][account]") {
   StoreFixture f;
   AuditEntry audit = Audit("service_account.created", "service_account");
   auto a = f.store->CreateAccount(MakeAccount("crm-sync", "rules: [a]\n"), &audit);
@@ -62,7 +62,7 @@ TEST_CASE("CreateAccount stores the account and its policy as version 1", "[stor
   CHECK(e.seq > 0);
 }
 
-TEST_CASE("Account names are unique per tenant among live accounts", "[store][account]") {
+TEST_CASE("Account names are unique per tenant among live accounts", "[store][conformance][account]") {
   StoreFixture f;
   AuditEntry audit = Audit("service_account.created", "service_account");
   auto a = f.store->CreateAccount(MakeAccount("crm-sync"), &audit);
@@ -87,7 +87,7 @@ TEST_CASE("Account names are unique per tenant among live accounts", "[store][ac
   CHECK(f.store->CreateAccount(bad).status().code() == c.want);
 }
 
-TEST_CASE("GetAccount and GetAccountByName", "[store][account]") {
+TEST_CASE("GetAccount and GetAccountByName", "[store][conformance][account]") {
   StoreFixture f;
   auto a = f.store->CreateAccount(MakeAccount("billing"));
   REQUIRE(a.ok());
@@ -99,7 +99,7 @@ TEST_CASE("GetAccount and GetAccountByName", "[store][account]") {
   CHECK(f.store->GetAccount("other-tenant", a->id).status().code() == StatusCode::kNotFound);
 }
 
-TEST_CASE("UpdateAccount changes name, description and enabled", "[store][account]") {
+TEST_CASE("UpdateAccount changes name, description and enabled", "[store][conformance][account]") {
   StoreFixture f;
   auto a = f.store->CreateAccount(MakeAccount("one"));
   auto b = f.store->CreateAccount(MakeAccount("two"));
@@ -144,7 +144,7 @@ TEST_CASE("UpdateAccount changes name, description and enabled", "[store][accoun
   CHECK(log->items[0].target_name == "one");
 }
 
-TEST_CASE("SoftDeleteAccount frees the name, drops tokens, keeps logs", "[store][account]") {
+TEST_CASE("SoftDeleteAccount frees the name, drops tokens, keeps logs", "[store][conformance][account]") {
   StoreFixture f;
   auto a = f.store->CreateAccount(MakeAccount("pipeline"));
   REQUIRE(a.ok());
@@ -202,7 +202,7 @@ TEST_CASE("SoftDeleteAccount frees the name, drops tokens, keeps logs", "[store]
   CHECK(latest_deleted->id == again->id);
 }
 
-TEST_CASE("SetPolicy versions the policy, with optimistic concurrency", "[store][account]") {
+TEST_CASE("SetPolicy versions the policy, with optimistic concurrency", "[store][conformance][account]") {
   StoreFixture f;
   auto a = f.store->CreateAccount(MakeAccount("acct", "p1"));
   REQUIRE(a.ok());
@@ -242,7 +242,7 @@ TEST_CASE("SetPolicy versions the policy, with optimistic concurrency", "[store]
         StatusCode::kNotFound);
 }
 
-TEST_CASE("ListAccounts pages newest first with token counts and last use", "[store][account]") {
+TEST_CASE("ListAccounts pages newest first with token counts and last use", "[store][conformance][account]") {
   StoreFixture f;
   std::vector<std::string> ids;
   for (int i = 0; i < 5; ++i) {
@@ -277,7 +277,7 @@ TEST_CASE("ListAccounts pages newest first with token counts and last use", "[st
   CHECK(all[3].name == "acct-0");
 }
 
-TEST_CASE("Tokens: create, list, lookup, delete one, touch", "[store][token]") {
+TEST_CASE("Tokens: create, list, lookup, delete one, touch", "[store][conformance][token]") {
   StoreFixture f;
   auto a = f.store->CreateAccount(MakeAccount("a"));
   auto b = f.store->CreateAccount(MakeAccount("b"));
@@ -360,7 +360,7 @@ TEST_CASE("Tokens: create, list, lookup, delete one, touch", "[store][token]") {
   }
 }
 
-TEST_CASE("Audit log: append, filters and paging", "[store][audit]") {
+TEST_CASE("Audit log: append, filters and paging", "[store][conformance][audit]") {
   StoreFixture f;
   AuditEntry no_tenant = Audit("x.changed", "user");
   CHECK(f.store->Append(&no_tenant).code() == StatusCode::kInvalidArgument);
@@ -413,7 +413,7 @@ TEST_CASE("Audit log: append, filters and paging", "[store][audit]") {
 namespace warden::store {
 namespace {
 
-TEST_CASE("ImportAccounts writes accounts and their tokens in one transaction, all or nothing", "[store][account]") {
+TEST_CASE("ImportAccounts writes accounts and their tokens in one transaction, all or nothing", "[store][conformance][account]") {
   testing::StoreFixture f;
   std::vector<ServiceAccount> accounts = {testing::MakeAccount("bulk-1"), testing::MakeAccount("bulk-2")};
   accounts[1].id = "01HBULK00000000000000000002";
@@ -423,7 +423,7 @@ TEST_CASE("ImportAccounts writes accounts and their tokens in one transaction, a
   t.account_id = accounts[1].id;
   t.name = "t";
   t.secret_hash = std::string(32, 'x');
-  REQUIRE(f.store->ImportAccounts(&accounts, {t}).ok());
+  REQUIRE(f.Import(&accounts, {t}).ok());
   CHECK(!accounts[0].id.empty());
   CHECK(f.store->GetAccountByName(kDefaultTenantId, "bulk-1").value().id == accounts[0].id);
   CHECK(f.store->GetAccount(kDefaultTenantId, accounts[1].id).value().token_count == 1);
@@ -432,13 +432,13 @@ TEST_CASE("ImportAccounts writes accounts and their tokens in one transaction, a
 
   // A taken name in the batch: nothing of it is stored.
   std::vector<ServiceAccount> again = {testing::MakeAccount("bulk-3"), testing::MakeAccount("bulk-1")};
-  CHECK(f.store->ImportAccounts(&again, {}).code() == StatusCode::kAlreadyExists);
+  CHECK(f.Import(&again, {}).code() == StatusCode::kAlreadyExists);
   CHECK(f.store->GetAccountByName(kDefaultTenantId, "bulk-3").status().code() == StatusCode::kNotFound);
   // A token of an unknown account: likewise.
   std::vector<ServiceAccount> more = {testing::MakeAccount("bulk-4")};
   t.id = "bulktoken2";
   t.account_id = "nope";
-  CHECK(f.store->ImportAccounts(&more, {t}).code() == StatusCode::kNotFound);
+  CHECK(f.Import(&more, {t}).code() == StatusCode::kNotFound);
   CHECK(f.store->GetAccountByName(kDefaultTenantId, "bulk-4").status().code() == StatusCode::kNotFound);
 }
 

@@ -24,7 +24,7 @@ std::vector<int64_t> Seqs(const std::vector<DecisionRow>& rows) {
   return out;
 }
 
-TEST_CASE("AppendDecisions stores a batch and fills seq in commit order", "[store][decisions]") {
+TEST_CASE("AppendDecisions stores a batch and fills seq in commit order", "[store][conformance][decisions]") {
   StoreFixture f;
   DecisionRow full = MakeDecision("sa-1", true);
   full.id = "01HZZZZZZZZZZZZZZZZZZZZZZZ";
@@ -72,7 +72,7 @@ TEST_CASE("AppendDecisions stores a batch and fills seq in commit order", "[stor
   CHECK(f.store->CountDecisions("other", "").value() == 0);
 }
 
-TEST_CASE("Decision queries combine filters", "[store][decisions]") {
+TEST_CASE("Decision queries combine filters", "[store][conformance][decisions]") {
   StoreFixture f;
   // 24 rows: principal p0/p1, allowed alternating, models invoice/company, actions view/delete,
   // times 1000 + 10*i.
@@ -139,7 +139,7 @@ TEST_CASE("Decision queries combine filters", "[store][decisions]") {
 }
 
 TEST_CASE("Listings merge the chunks of many principals and moves in seq order",
-          "[store][decisions]") {
+          "[store][conformance][decisions]") {
   StoreFixture f;
   // Five principals, interleaved, moved in passes of varying size: chunks of different
   // principals overlap in seq, and the busy principal's rows span several full chunks.
@@ -153,7 +153,7 @@ TEST_CASE("Listings merge the chunks of many principals and moves in seq order",
       REQUIRE(f.store->AppendDecisions(&one).ok());
       all.push_back(one[0]);
     }
-    REQUIRE(f.store->FlushDecisions().ok());
+    f.Flush();
   }
   const auto expect = [&](const DecisionQuery& q) {
     std::vector<int64_t> want;
@@ -186,7 +186,7 @@ TEST_CASE("Listings merge the chunks of many principals and moves in seq order",
   CHECK(f.store->CountDecisions(kDefaultTenantId, "busy").value() == (n + 2) / 3);
 }
 
-TEST_CASE("Decision query errors", "[store][decisions]") {
+TEST_CASE("Decision query errors", "[store][conformance][decisions]") {
   StoreFixture f;
   DecisionQuery q;
   CHECK(f.store->Query(q).status().code() == StatusCode::kInvalidArgument);  // no tenant
@@ -201,7 +201,7 @@ TEST_CASE("Decision query errors", "[store][decisions]") {
   CHECK(f.store->Query(q).ok());
 }
 
-TEST_CASE("Paging never repeats or skips a row while rows are inserted", "[store][decisions]") {
+TEST_CASE("Paging never repeats or skips a row while rows are inserted", "[store][conformance][decisions]") {
   StoreFixture f;
   for (int i = 0; i < 10; ++i) {
     std::vector<DecisionRow> rows(50, MakeDecision(i % 2 ? "p1" : "p0", true));
@@ -254,7 +254,7 @@ TEST_CASE("Paging never repeats or skips a row while rows are inserted", "[store
   CHECK(inserted.load() > 0);
 }
 
-TEST_CASE("Prune deletes the oldest rows in bounded batches", "[store][decisions]") {
+TEST_CASE("Prune deletes the oldest rows in bounded batches", "[store][conformance][decisions]") {
   StoreFixture f;
   const int64_t t0 = f.clock.NowMillis();
   for (int i = 0; i < 10; ++i) {
@@ -301,7 +301,7 @@ TEST_CASE("Prune deletes the oldest rows in bounded batches", "[store][decisions
   }
 }
 
-TEST_CASE("Prune: each principal has its own row budget, rows without a principal theirs", "[store][decisions]") {
+TEST_CASE("Prune: each principal has its own row budget, rows without a principal theirs", "[store][conformance][decisions]") {
   StoreFixture f;
   // A real account's history, then a flood of rows from invalid credentials (no principal)
   // and a busy account, interleaved in many small appends as a server writes them.
@@ -313,7 +313,7 @@ TEST_CASE("Prune: each principal has its own row budget, rows without a principa
     std::vector<DecisionRow> rows = {MakeDecision("", false), MakeDecision("busy", true), MakeDecision("", false)};
     REQUIRE(f.store->AppendDecisions(&rows).ok());
   }
-  REQUIRE(f.store->FlushDecisions().ok());
+  f.Flush();
   const Retention retention{.max_rows_per_principal = 250, .max_unauthenticated_rows = 100};
   int64_t pruned = 0;
   for (int i = 0; i < 100; ++i) {
@@ -342,7 +342,7 @@ TEST_CASE("Prune: each principal has its own row budget, rows without a principa
   CHECK(f.store->Prune(retention, 64).value() == 0);
 }
 
-TEST_CASE("The store is safe to use from many threads at once", "[store][concurrency]") {
+TEST_CASE("The store is safe to use from many threads at once", "[store][conformance][concurrency]") {
   StoreFixture f;
   constexpr int kThreads = 6;
   constexpr int kRounds = 40;
@@ -390,7 +390,7 @@ TEST_CASE("The store is safe to use from many threads at once", "[store][concurr
             q.limit = 10;
             fail(f.store->Query(q).status());
             fail(f.store->List(testing::AuditFor()).status());
-            if (i % 10 == 0) fail(f.store->Checkpoint());
+            if (i % 10 == 0) fail(f.Checkpoint());
             if (i % 10 == 5) fail(f.store->Ping());
             break;
           }
@@ -407,19 +407,12 @@ TEST_CASE("The store is safe to use from many threads at once", "[store][concurr
   CHECK(static_cast<int>(log->items.size()) == writers * kRounds);
 }
 
-TEST_CASE("Committed decisions survive closing and reopening the store", "[store][decisions]") {
-  testing::TempDir dir;
-  FakeClock clock;
-  const std::string path = dir.File("w.db");
-  {
-    auto store = SqliteStore::Open(path, clock);
-    REQUIRE(store.ok());
-    std::vector<DecisionRow> rows(100, MakeDecision("p", true));
-    REQUIRE((*store)->AppendDecisions(&rows).ok());
-  }
-  auto store = SqliteStore::Open(path, clock);
-  REQUIRE(store.ok());
-  CHECK((*store)->CountDecisions(kDefaultTenantId, "p").value() == 100);
+TEST_CASE("Committed decisions survive closing and reopening the store", "[store][conformance][decisions]") {
+  StoreFixture f;
+  std::vector<DecisionRow> rows(100, MakeDecision("p", true));
+  REQUIRE(f.store->AppendDecisions(&rows).ok());
+  f.Reopen();
+  CHECK(f.store->CountDecisions(kDefaultTenantId, "p").value() == 100);
 }
 
 }  // namespace
