@@ -42,17 +42,9 @@ void CheckApi::Decide(const Request& req, Response& res, std::vector<store::Deci
   // The protected API reports its own caller's address; it counts when the API is trusted.
   const std::string client = service_->ClientAddress(req.remote_addr, check.client_addr);
   Subject subject;
-  int64_t retry_after = 0;
-  switch (service_->Authenticate({std::move(check.token), check.tenant}, client, cache_only, &subject,
-                                 &retry_after)) {
-    case CheckService::Auth::kOk: break;
-    case CheckService::Auth::kNotCached: *needs_store = true; return;
-    case CheckService::Auth::kUnavailable:
-      return WriteError(res, UnavailableError("the token store is unavailable"));
-    case CheckService::Auth::kThrottled:
-      res.SetHeader("Retry-After", std::to_string(retry_after));
-      return WriteError(res, ResourceExhaustedError("too many invalid tokens from this address; retry after " +
-                                                    std::to_string(retry_after) + " s"));
+  if (!service_->AuthenticateOrAnswer({std::move(check.token), check.tenant}, client, cache_only, &subject, res,
+                                      needs_store)) {
+    return;
   }
   RequestFacts facts{check.client_addr.empty() ? req.remote_addr : check.client_addr, check.method, check.path,
                      check.request_id};

@@ -83,6 +83,27 @@ CheckService::Auth CheckService::Authenticate(const Credential& credential, cons
   return Auth::kOk;
 }
 
+bool CheckService::AuthenticateOrAnswer(const Credential& credential, const std::string& client_addr,
+                                       bool cache_only, Subject* subject, Response& res, bool* needs_store) {
+  int64_t retry_after = 0;
+  switch (Authenticate(credential, client_addr, cache_only, subject, &retry_after)) {
+    case Auth::kOk:
+      return true;
+    case Auth::kNotCached:
+      *needs_store = true;
+      return false;
+    case Auth::kUnavailable:
+      WriteError(res, UnavailableError("the token store is unavailable"));
+      return false;
+    case Auth::kThrottled:
+      res.SetHeader("Retry-After", std::to_string(retry_after));
+      WriteError(res, ResourceExhaustedError("too many invalid tokens from this address; retry after " +
+                                             std::to_string(retry_after) + " s"));
+      return false;
+  }
+  return false;
+}
+
 void CheckService::Decide(const Subject& subject, std::span<const CheckInput> checks, const engine::Attributes& context,
                           const RequestFacts& facts, std::vector<store::DecisionRow>* log_rows,
                           std::vector<Verdict>* verdicts) {

@@ -87,6 +87,11 @@ class CheckService {
   // ClientAddress).
   Auth Authenticate(const Credential& credential, const std::string& client_addr, bool cache_only,
                     Subject* subject, int64_t* retry_after);
+  // Authenticate for an adapter: true when *subject is ready (a failure reason included);
+  // otherwise the answer is written to `res` (503 store unavailable, 429 with Retry-After) or,
+  // for a token that needs the store, *needs_store is set and nothing is written.
+  bool AuthenticateOrAnswer(const Credential& credential, const std::string& client_addr, bool cache_only,
+                            Subject* subject, Response& res, bool* needs_store);
   // The client a request is for: `claimed` (a forwarded address) when the peer is a trusted
   // proxy and claimed is not empty, else the peer. Behind a gateway every request comes from
   // the gateway, so its invalid-token budget must be the client's, not the gateway's.

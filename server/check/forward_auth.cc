@@ -83,17 +83,9 @@ void ForwardAuth::Decide(const Request& req, Response& res, std::vector<store::D
   RequestFacts facts;
   facts.client_addr = service_->ClientAddress(req.remote_addr, TrimSpaces(forwarded_for));
   Subject subject;
-  int64_t retry_after = 0;
-  switch (service_->Authenticate({std::string(credential), false}, facts.client_addr, cache_only, &subject,
-                                 &retry_after)) {
-    case CheckService::Auth::kOk: break;
-    case CheckService::Auth::kNotCached: *needs_store = true; return;
-    case CheckService::Auth::kUnavailable:
-      return WriteError(res, UnavailableError("the token store is unavailable"));
-    case CheckService::Auth::kThrottled:
-      res.SetHeader("Retry-After", std::to_string(retry_after));
-      return WriteError(res, ResourceExhaustedError("too many invalid tokens from this address; retry after " +
-                                                    std::to_string(retry_after) + " s"));
+  if (!service_->AuthenticateOrAnswer({std::string(credential), false}, facts.client_addr, cache_only, &subject, res,
+                                      needs_store)) {
+    return;
   }
 
   CheckInput check;
