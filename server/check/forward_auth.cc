@@ -77,9 +77,13 @@ void ForwardAuth::Decide(const Request& req, Response& res, std::vector<store::D
   if (credential.size() > 7 && EqualsIgnoreCase(credential.substr(0, 7), "Bearer ")) {
     credential = TrimSpaces(credential.substr(7));
   }
+  // The last X-Forwarded-For entry is the one the trusted proxy itself added; entries before
+  // it came from the client and may be forged.
   std::string_view forwarded_for = req.Header("X-Forwarded-For");
-  forwarded_for = forwarded_for.empty() ? std::string_view(req.Header("X-Real-IP"))
-                                        : TrimSpaces(forwarded_for.substr(0, forwarded_for.find(',')));
+  if (const size_t comma = forwarded_for.rfind(','); comma != std::string_view::npos) {
+    forwarded_for.remove_prefix(comma + 1);
+  }
+  if (TrimSpaces(forwarded_for).empty()) forwarded_for = req.Header("X-Real-IP");
   RequestFacts facts;
   facts.client_addr = service_->ClientAddress(req.remote_addr, TrimSpaces(forwarded_for));
   Subject subject;

@@ -6,8 +6,8 @@
 //     X-Original-Method + X-Original-URI or X-Original-URL (nginx, ingress-nginx); else this
 //     request's method and its path after /v1/forward-auth (Envoy's path-prefix mode);
 //   - the client address (recorded, and whose invalid-token budget counts): X-Forwarded-For's
-//     first entry or X-Real-IP when the peer is a trusted proxy (CheckService options), else
-//     the peer;
+//     last entry (the one the proxy added) or X-Real-IP when the peer is a trusted proxy
+//     (CheckService options), else the peer;
 //   - allow: 200, X-Warden-Decision-Id, -Principal-Type, -Principal-Id, -Principal-Name,
 //     -Token-Id, -Rule; a missing, bad or expired token or a disabled account: 401 with
 //     WWW-Authenticate: Bearer realm="warden" and X-Warden-Reason; deny: 403 with

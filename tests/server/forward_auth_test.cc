@@ -136,7 +136,7 @@ TEST_CASE("forward-auth answers 401 for a missing, bad or disabled credential", 
 TEST_CASE("forward-auth takes the client address from a trusted proxy only, and a configured header",
           "[forward-auth]") {
   const httplib::Headers ask = {{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/companies/c1"},
-                                {"X-Forwarded-For", "203.0.113.7, 10.0.0.1"}};
+                                {"X-Forwarded-For", "10.0.0.1, 203.0.113.7"}};
   {
     Fixture f;  // no trusted proxy: the peer is the client
     REQUIRE(f.Ask("GET", "/v1/forward-auth", ask, f.token).status == 200);
@@ -147,6 +147,7 @@ TEST_CASE("forward-auth takes the client address from a trusted proxy only, and 
     httplib::Headers with_key = ask;
     with_key.emplace("X-Api-Key", f.token);
     REQUIRE(f.Ask("GET", "/v1/forward-auth", with_key).status == 200);
+    // The entry the proxy appended, not the one the client put first.
     CHECK(f.History().at(0)["context"]["client_addr"] == "203.0.113.7");
     // Authorization is not the credential any more.
     CHECK(f.Ask("GET", "/v1/forward-auth", ask, f.token).status == 401);
