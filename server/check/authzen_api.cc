@@ -3,7 +3,8 @@
 #include "server/check/authzen_api.h"
 
 #include <algorithm>
-#include <map>
+#include <cctype>
+#include <cstdint>
 #include <memory>
 #include <optional>
 
@@ -325,7 +326,6 @@ class AuthzenApi::Call {
 
   const Subject& pep() const { return pep_; }
   const RequestFacts& facts() const { return facts_; }
-  std::vector<store::DecisionRow>* rows() const { return rows_; }
   std::vector<Verdict>& verdicts() { return verdicts_; }
 
  private:

@@ -344,6 +344,62 @@ TEST_CASE("AuthZEN: PEP authentication, X-Request-ID, metadata and the decision 
   }
 }
 
+TEST_CASE("AuthZEN: the directory's admin routes", "[authzen][directory]") {
+  Cert c;
+  const json carol_reads = Eval(User("carol"), Act("read"), Record("record-1"));
+  CHECK_FALSE(c.Decision(carol_reads));
+  Reply put = c.server.Call("PUT", "/v1/directory/subjects/user/carol",
+                            json{{"roles", {"member"}}, {"properties", {{"team", "blue"}}}}.dump(), c.session);
+  INFO(put.body);
+  REQUIRE(put.status == 200);
+  CHECK(put.json["roles"] == json{"member"});
+  Reply got = c.server.Get("/v1/directory/subjects/user/carol", c.session);
+  CHECK(got.json["properties"] == json{{"team", "blue"}});
+  CHECK(c.Decision(carol_reads));  // the next evaluation sees the change
+  Reply list = c.server.Get("/v1/directory/subjects/user?limit=2", c.session);
+  REQUIRE(list.status == 200);
+  CHECK(list.json["items"].size() == 2);
+  CHECK(list.json["next_cursor"] == "bob");
+  Reply rest = c.server.Get("/v1/directory/subjects/user?limit=2&cursor=bob", c.session);
+  CHECK(rest.json["items"].size() == 1);
+  CHECK(rest.json["items"][0]["id"] == "carol");
+  CHECK(c.server.Delete("/v1/directory/subjects/user/carol", c.session).status == 204);
+  CHECK(c.server.Get("/v1/directory/subjects/user/carol", c.session).status == 404);
+  CHECK_FALSE(c.Decision(carol_reads));
+
+  // Unknown roles are refused; so are roles the caller does not itself hold (no escalation).
+  Reply unknown = c.server.Call("PUT", "/v1/directory/subjects/user/dave", json{{"roles", {"nobody"}}}.dump(), c.session);
+  CHECK(unknown.status == 400);
+  CreateAccount(c.server, c.session, "directory-sync", "scratch");
+  Reply perms = c.server.Call("PUT", "/v1/service-accounts/directory-sync/permissions",
+                              json{{"permissions", {{"directory", {"view", "create", "update", "delete"}}}}}.dump(),
+                              c.session);
+  REQUIRE(perms.status == 200);
+  const std::string sync = CreateToken(c.server, c.session, "directory-sync").token;
+  Reply escalate = c.server.Call("PUT", "/v1/directory/subjects/user/dave", json{{"roles", {"member"}}}.dump(), sync);
+  INFO(escalate.body);
+  CHECK(escalate.status == 403);
+  CHECK(c.server.Call("PUT", "/v1/directory/resources/record/record-3", json{{"properties", {{"status", "active"}}}}.dump(),
+                      sync)
+            .status == 200);
+  CHECK(c.server.Call("PUT", "/v1/directory/resources/record/record-4", json{{"roles", {"member"}}}.dump(), sync).status ==
+        400);
+
+  // Import from YAML; numbers as ids become strings.
+  Reply yaml = c.server.Call("POST", "/v1/directory/import",
+                             "subjects:\n  - {type: user, id: erin, roles: [member]}\n"
+                             "resources:\n  - {type: record, id: 7, properties: {status: archived}}\n",
+                             c.session, {}, "application/yaml");
+  INFO(yaml.body);
+  REQUIRE(yaml.status == 200);
+  CHECK(yaml.json == json{{"subjects", 1}, {"resources", 1}});
+  CHECK(c.Decision(Eval(User("erin"), Act("read"), Record("7"))));
+  CHECK_FALSE(c.Decision(Eval(User("erin"), Act("write"), Record("7"))));
+  Reply bad = c.server.Call("POST", "/v1/directory/import", json{{"subjects", {{{"type", "user"}}}}}.dump(), c.session);
+  CHECK(bad.status == 400);
+  CHECK(bad.json["error"]["field"] == "subjects[0].id");
+}
+
 TEST_CASE("AuthZEN: which service accounts may export companies (default policies)", "[authzen]") {
   TempDir data;
   TestServer server({.data_dir = data.path()});
