@@ -214,7 +214,7 @@ TEST_CASE("A chunk that does not check out is an error and decodes nothing", "[s
   }
   SECTION("an unknown version") {
     std::string bad = blob;
-    bad[0] = 3;
+    bad[0] = 4;
     out.clear();
     CHECK(DecodeChunk(bad, &out).code() == StatusCode::kInternal);
   }
