@@ -74,7 +74,7 @@ bool ParseCatalog(YamlFile& yf, const YAML::Node& root, CatalogImpl* out) {
   size_t before_errors = 0;  // errors are counted by the caller through the sink
   (void)before_errors;
   bool ok = true;
-  auto fields = yf.Fields(root, "Catalog", {"apiVersion", "kind", "models", "analytics"});
+  auto fields = yf.Fields(root, "Catalog", {"apiVersion", "kind", "models", "analytics", "subjects"});
   if (!fields) return false;
   const YAML::Node* models = FindField(*fields, "models");
   if (models == nullptr) {
@@ -153,6 +153,22 @@ bool ParseCatalog(YamlFile& yf, const YAML::Node& root, CatalogImpl* out) {
       ok = false;
     } else {
       analytics = std::move(*list);
+    }
+  }
+  // AuthZEN subject types the directory resolves (DESIGN.md 6.1); service_account is built in.
+  if (const YAML::Node* sn = FindField(*fields, "subjects")) {
+    if (auto list = yf.ScalarList(*sn, "subjects", /*allow_empty=*/true); !list) {
+      ok = false;
+    } else {
+      std::set<std::string> seen_types;
+      for (const ScalarRef& t : *list) {
+        if (t.value.empty() || t.value == "*" || t.value == "service_account") {
+          yf.Error(t.pos, "invalid subject type '" + t.value + "'");
+          ok = false;
+        } else if (seen_types.insert(t.value).second) {
+          out->subject_types_.push_back(t.value);
+        }
+      }
     }
   }
   out->Finish();

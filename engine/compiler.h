@@ -34,6 +34,7 @@ class CatalogImpl final : public Catalog {
   std::optional<ActionId> FindAction(ModelId model, std::string_view name) const override;
   const std::vector<ModelDecl>& models() const override { return models_; }
   const std::vector<std::string>& analytics() const override { return analytics_; }
+  const std::vector<std::string>& subject_types() const override { return subject_types_; }
 
   int num_models() const { return static_cast<int>(models_.size()); }
   int num_actions() const { return static_cast<int>(action_names_.size()); }
@@ -51,6 +52,7 @@ class CatalogImpl final : public Catalog {
 
   std::vector<ModelDecl> models_;
   std::vector<std::string> analytics_;
+  std::vector<std::string> subject_types_;
 
  private:
   NameIndex model_ids_;

@@ -121,6 +121,9 @@ class Catalog {
   virtual std::optional<ActionId> FindAction(ModelId model, std::string_view name) const = 0;
   virtual const std::vector<ModelDecl>& models() const = 0;  // in catalog order
   virtual const std::vector<std::string>& analytics() const = 0;
+  // The AuthZEN subject types the directory holds (`subjects:`, DESIGN.md 6.1), in catalog
+  // order; `service_account` is always a subject type and never listed here.
+  virtual const std::vector<std::string>& subject_types() const = 0;
 };
 
 struct CompileError {

@@ -55,6 +55,7 @@ App::App(Config config, store::Store* store, std::string pepper, const Clock& cl
                                    bool cache_only, bool* needs_store) {
         forward_auth_.Decide(req, res, rows, cache_only, needs_store);
       }),
+      authzen_({config_.public_url, !config_.tls_cert.empty(), config_.max_batch_checks}, &checks_, store, store),
       policy_status_(store, &policies_),
       admin_({&config_, store, std::move(pepper), &clock, &metrics_, &policies_, &verifier_, &checks_,
               &policy_status_}),
@@ -117,6 +118,24 @@ StatusOr<int> App::Bind() {
   router_.Add("POST", "/v1/check", [this](const Request& req, Response& res, const Router::Captures&) {
     checks_.Handle(check_adapter_, req, res);
   });
+  // AuthZEN 1.0 (DESIGN.md 6.1): each endpoint an adapter of the check service, on the workers.
+  for (auto [path, endpoint] : {std::pair<const char*, AuthzenApi::Endpoint>{AuthzenApi::kEvaluationPath,
+                                                                             AuthzenApi::Endpoint::kEvaluation},
+                                {AuthzenApi::kEvaluationsPath, AuthzenApi::Endpoint::kEvaluations},
+                                {AuthzenApi::kSearchSubjectPath, AuthzenApi::Endpoint::kSearchSubject},
+                                {AuthzenApi::kSearchResourcePath, AuthzenApi::Endpoint::kSearchResource},
+                                {AuthzenApi::kSearchActionPath, AuthzenApi::Endpoint::kSearchAction}}) {
+    const AuthzenApi::Endpoint e = endpoint;
+    CheckService::Adapter adapter = [this, e](const Request& req, Response& res, std::vector<store::DecisionRow>* rows,
+                                              bool cache_only, bool* needs_store) {
+      authzen_.Decide(e, req, res, rows, cache_only, needs_store);
+    };
+    router_.Add("POST", path, [this, adapter](const Request& req, Response& res, const Router::Captures&) {
+      checks_.Handle(adapter, req, res);
+    });
+  }
+  router_.Add("GET", AuthzenApi::kMetadataPath,
+              [this](const Request& req, Response& res, const Router::Captures&) { authzen_.Metadata(req, res); });
   admin_.Register(&router_);
   AddOpsRoutes(&router_, store_, &policies_, &metrics_);
   console::AddRoutes(&router_);

@@ -1,6 +1,6 @@
 // The warden server: wiring only (DESIGN.md 2.1). App owns the rooms and their threads:
 //   http/   the plain-HTTP event loop or the TLS front, the router, the access log;
-//   check/  the check service and its adapters (/v1/check, /v1/forward-auth);
+//   check/  the check service and its adapters (/v1/check, /v1/forward-auth, AuthZEN);
 //   admin/  the admin API;
 //   ops/    health, metrics, the policy manager, the maintenance thread;
 // and connects them to engine/ (through PolicyManager) and store/ (store::Store).
@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "server/admin/admin_api.h"
+#include "server/check/authzen_api.h"
 #include "server/check/check_api.h"
 #include "server/check/check_service.h"
 #include "server/check/decision_logger.h"
@@ -81,6 +82,7 @@ class App {
   CheckService::Adapter check_adapter_;
   ForwardAuth forward_auth_;
   CheckService::Adapter forward_auth_adapter_;
+  AuthzenApi authzen_;
   AccountPolicyStatus policy_status_;
   AdminApi admin_;
   AccessLog access_log_;

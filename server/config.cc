@@ -45,6 +45,7 @@ Status Apply(const std::string& key, const std::string& value, Config* c) {
   if (key == "tls_key") { c->tls_key = value; return Status(); }
   if (key == "token_pepper") { c->token_pepper = value; return Status(); }
   if (key == "admin_email") { c->admin_email = value; return Status(); }
+  if (key == "public_url") { c->public_url = value; return Status(); }
   if (key == "admin_password") { c->admin_password = value; return Status(); }
   if (key == "threads") { ASSIGN_OR_RETURN(int64_t v, ParseInt(key, value)); c->threads = static_cast<int>(v); return Status(); }
   if (key == "payload_limit") { ASSIGN_OR_RETURN(c->payload_limit, ParseInt(key, value)); return Status(); }
@@ -130,6 +131,7 @@ Status ApplyEnvironment(const std::map<std::string, std::string>& env, Config* c
       {"WARDEN_CONNECTION_BUFFER_BYTES", "connection_buffer_bytes"},
       {"WARDEN_TOTAL_BUFFER_BYTES", "total_buffer_bytes"},
       {"WARDEN_FORWARD_AUTH_HEADER", "forward_auth_header"}, {"WARDEN_TRUSTED_PROXIES", "trusted_proxies"},
+      {"WARDEN_PUBLIC_URL", "public_url"},
   };
   for (const auto& [var, key] : kVars) {
     auto it = env.find(var);
@@ -167,6 +169,9 @@ Status Validate(const Config& c) {
   if (c.forward_auth_header.empty() || c.forward_auth_header.size() > 64 ||
       c.forward_auth_header.find_first_of(" \t\r\n:") != std::string::npos) {
     return InvalidArgumentError("forward_auth_header must be a header name", "forward_auth_header");
+  }
+  if (!c.public_url.empty() && c.public_url.rfind("http://", 0) != 0 && c.public_url.rfind("https://", 0) != 0) {
+    return InvalidArgumentError("public_url must start with http:// or https://", "public_url");
   }
   if (c.session_ttl_seconds < 60) return InvalidArgumentError("session_ttl_seconds must be >= 60", "session_ttl_seconds");
   if (c.max_batch_checks < 1 || c.max_batch_checks > 1000) {

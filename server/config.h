@@ -24,6 +24,7 @@ struct Config {
   std::string tls_key;
   std::string token_pepper;                 // empty: read or create <data_dir>/pepper (0600)
   std::string admin_email = "admin@localhost";
+  std::string public_url;                   // the URL clients reach warden by (AuthZEN policy_decision_point); empty: from Host
   std::string admin_password;               // empty on first start: generated and printed once
   int64_t session_ttl_seconds = 12 * 3600;
   int64_t decision_retention_days = 90;     // 0 = keep forever
@@ -65,7 +66,7 @@ Status ApplyConfigFile(const std::string& path, Config* config);
 // WARDEN_INVALID_TOKENS_PER_MINUTE, WARDEN_DECISION_EXPORT, WARDEN_DECISION_EXPORT_MAX_BYTES,
 // WARDEN_HEADER_TIMEOUT_MS, WARDEN_REQUEST_TIMEOUT_MS, WARDEN_IDLE_TIMEOUT_MS, WARDEN_MAX_CONNECTIONS,
 // WARDEN_MAX_TARGET_BYTES, WARDEN_CONNECTION_BUFFER_BYTES, WARDEN_TOTAL_BUFFER_BYTES,
-// WARDEN_FORWARD_AUTH_HEADER, WARDEN_TRUSTED_PROXIES).
+// WARDEN_FORWARD_AUTH_HEADER, WARDEN_TRUSTED_PROXIES, WARDEN_PUBLIC_URL).
 Status ApplyEnvironment(const std::map<std::string, std::string>& env, Config* config);
 std::map<std::string, std::string> ProcessEnvironment();
 // Checks ranges and formats (listen address, prefix, thread count, TLS pair).

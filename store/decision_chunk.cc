@@ -10,9 +10,12 @@ namespace {
 
 // Version 1 stored each row's id as text (27 bytes for a ULID); version 2 stores a ULID as
 // its time relative to the row's time (a varint, one byte when they agree) and its 80 random
-// bits (10 bytes): 17 bytes less a decision. Both are read; chunks are written as version 2.
+// bits (10 bytes): 17 bytes less a decision; version 3 adds caller_id and caller_name to the
+// dictionary fields. All are read; chunks are written as version 3.
 constexpr uint8_t kVersion1 = 1;
-constexpr uint8_t kVersion = 2;
+constexpr uint8_t kVersion2 = 2;
+constexpr uint8_t kVersion = 3;  // version 2 and the caller fields
+constexpr size_t kVersion2DictFields = 16;
 // Version 2's row flags byte: bit 0 allowed, bit 1 the id is a ULID in compact form.
 constexpr uint8_t kAllowedBit = 1;
 constexpr uint8_t kCompactUlidBit = 2;
@@ -60,7 +63,8 @@ auto DictFields(Row& r) {
   return std::array{&r.tenant_id, &r.principal_type, &r.principal_id, &r.principal_name,
                     &r.token_id,  &r.model,          &r.action,       &r.resource_id,
                     &r.reason,    &r.rule,           &r.eval_error,   &r.policy_revision,
-                    &r.client_addr, &r.method,       &r.path,         &r.request_id};
+                    &r.client_addr, &r.method,       &r.path,         &r.request_id,
+                    &r.caller_id,   &r.caller_name};
 }
 
 void PutVarint(std::string* out, uint64_t v) {
@@ -204,7 +208,8 @@ Status DecodeChunk(std::string_view blob, std::vector<DecisionRow>* out) {
             reinterpret_cast<const unsigned char*>(blob.data()) + blob.size()};
   const auto corrupt = [] { return InternalError("a decision-log chunk is corrupt"); };
   const uint8_t version = in.Byte();
-  if ((version != kVersion && version != kVersion1) || !in.ok) return corrupt();
+  if ((version != kVersion && version != kVersion2 && version != kVersion1) || !in.ok) return corrupt();
+  const size_t dict_fields = version == kVersion ? SIZE_MAX : kVersion2DictFields;
   int64_t seq = static_cast<int64_t>(in.Varint());
   const uint64_t n_strings = in.Varint();
   if (!in.ok || n_strings > static_cast<uint64_t>(in.end - in.p)) return corrupt();  // >= 1 byte each
@@ -242,13 +247,18 @@ Status DecodeChunk(std::string_view blob, std::vector<DecisionRow>* out) {
     } else {
       r.id = in.Bytes();
     }
-    for (std::string* field : DictFields(r)) {
+    const auto fields = DictFields(r);
+    for (size_t f = 0; f < fields.size(); ++f) {
+      if (f >= dict_fields) {  // a field older versions lack
+        fields[f]->clear();
+        continue;
+      }
       const uint64_t index = in.Varint();
       if (index >= strings.size()) {
         in.ok = false;
         break;
       }
-      *field = strings[index];
+      *fields[f] = strings[index];
     }
   }
   if (!in.ok || in.p != in.end) {

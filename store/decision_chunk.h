@@ -10,7 +10,8 @@
 // one small index per field.
 //
 // Blob layout (varints are LEB128; "zigzag" maps signed to unsigned):
-//   u8 version (2; version 1 is still read)
+//   u8 version (3; versions 1 and 2 are still read: 2 lacks the last two dictionary fields,
+//   caller_id and caller_name)
 //   varint first_seq
 //   varint n_strings, then n_strings x (varint length, bytes)
 //   varint n_rows, then n_rows x row
@@ -60,7 +61,7 @@ class ChunkBuilder {
  private:
   uint32_t Intern(size_t field, std::string_view value);
 
-  static constexpr size_t kDictFields = 16;
+  static constexpr size_t kDictFields = 18;
   size_t rows_ = 0;
   int64_t first_seq_ = 0, last_seq_ = 0, min_time_ = 0, max_time_ = 0, last_time_ = 0;
   std::string body_;  // the encoded rows

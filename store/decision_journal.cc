@@ -52,6 +52,10 @@ struct Reader {
   }
 };
 
+// Bit 31 of a record's row count: its rows end with caller_id and caller_name (records
+// written before those fields existed lack the bit and the fields).
+constexpr uint32_t kCallerFieldsBit = 0x8000'0000u;
+
 void EncodeRow(const DecisionRow& r, std::string* out) {
   PutI64(out, r.seq);
   PutI64(out, r.time);
@@ -60,12 +64,12 @@ void EncodeRow(const DecisionRow& r, std::string* out) {
   for (const std::string* s : {&r.id, &r.tenant_id, &r.principal_type, &r.principal_id, &r.principal_name,
                                &r.token_id, &r.model, &r.action, &r.resource_id, &r.reason, &r.rule,
                                &r.eval_error, &r.policy_revision, &r.client_addr, &r.method, &r.path,
-                               &r.request_id}) {
+                               &r.request_id, &r.caller_id, &r.caller_name}) {
     PutStr(out, *s);
   }
 }
 
-bool DecodeRow(Reader& in, DecisionRow* r) {
+bool DecodeRow(Reader& in, DecisionRow* r, bool caller_fields) {
   r->seq = in.Get<int64_t>();
   r->time = in.Get<int64_t>();
   r->latency_us = in.Get<int64_t>();
@@ -75,6 +79,13 @@ bool DecodeRow(Reader& in, DecisionRow* r) {
                          &r->eval_error, &r->policy_revision, &r->client_addr, &r->method, &r->path,
                          &r->request_id}) {
     in.Str(s);
+  }
+  if (caller_fields) {
+    in.Str(&r->caller_id);
+    in.Str(&r->caller_name);
+  } else {
+    r->caller_id.clear();
+    r->caller_name.clear();
   }
   return in.ok;
 }
@@ -165,7 +176,7 @@ Status DecisionJournal::WriteHeader(uint32_t generation) {
 
 Status DecisionJournal::Append(const std::vector<DecisionRow>& rows) {
   std::string rec(8, '\0');
-  PutU32(&rec, static_cast<uint32_t>(rows.size()));
+  PutU32(&rec, static_cast<uint32_t>(rows.size()) | kCallerFieldsBit);
   for (const DecisionRow& r : rows) EncodeRow(r, &rec);
   const uint32_t len = static_cast<uint32_t>(rec.size() - 8);
   if (len > kMaxRecordBytes) return InvalidArgumentError("a decision batch is too large for the journal");
@@ -222,7 +233,9 @@ StatusOr<int64_t> DecisionJournal::Read(int64_t offset, size_t max_rows, std::ve
       return InternalError("the decision journal " + path_ + " is corrupt at offset " + std::to_string(offset));
     }
     Reader in{payload.data(), payload.data() + payload.size()};
-    const uint32_t count = in.Get<uint32_t>();
+    const uint32_t head_count = in.Get<uint32_t>();
+    const bool caller_fields = (head_count & kCallerFieldsBit) != 0;
+    const uint32_t count = head_count & ~kCallerFieldsBit;
     for (uint32_t i = 0; i < count && in.ok; ++i) {
       if (used == out->size()) {
         if (spare_rows_.empty()) {
@@ -232,7 +245,7 @@ StatusOr<int64_t> DecisionJournal::Read(int64_t offset, size_t max_rows, std::ve
           spare_rows_.pop_back();
         }
       }
-      if (DecodeRow(in, &(*out)[used])) ++used;
+      if (DecodeRow(in, &(*out)[used], caller_fields)) ++used;
     }
     if (!in.ok) return InternalError("the decision journal " + path_ + " has a malformed record");
     rows += count;

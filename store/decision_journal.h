@@ -11,6 +11,8 @@
 //
 // File: an 8-byte header ("WDJ1" + u32 generation), then records
 // [u32 payload length][u32 CRC-32 of generation + payload][payload: u32 row count, rows].
+// Bit 31 of the row count marks rows that end with the caller fields (journals written
+// before them are read as they are).
 // Reset() starts a new generation at the beginning without shrinking the file, so appends
 // overwrite blocks the file already has; the scan at Open() stops at the first record that
 // does not check out (a torn write, or what is left of the previous generation).

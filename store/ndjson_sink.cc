@@ -68,7 +68,15 @@ void NdjsonSink::AppendLine(const DecisionRow& r, std::string* out) {
   AppendJsonStringOrNull(out, r.principal_name);
   *out += R"(,"token_id":)";
   AppendJsonStringOrNull(out, r.token_id);
-  *out += R"(},"model":)";
+  *out += '}';
+  if (!r.caller_id.empty()) {  // AuthZEN: the PEP's account
+    *out += R"(,"caller":{"type":"service_account","id":)";
+    AppendJsonString(out, r.caller_id);
+    *out += R"(,"name":)";
+    AppendJsonString(out, r.caller_name);
+    *out += '}';
+  }
+  *out += R"(,"model":)";
   AppendJsonString(out, r.model);
   *out += R"(,"action":)";
   AppendJsonString(out, r.action);

@@ -187,10 +187,26 @@ UPDATE decision_journal SET last_seq = MAX(
   COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'decision_log'), 0));
 )sql";
 
+// Version 5. The directory (DESIGN.md 6.1): AuthZEN subjects and resources of the protected
+// application. roles and properties are JSON (an array of strings, an object). Keyed for the
+// two reads it serves: one entry by (kind, type, id), and a type's entries in id order.
+constexpr char kV5[] = R"sql(
+CREATE TABLE directory_entries (
+  tenant_id  TEXT NOT NULL,
+  kind       TEXT NOT NULL CHECK (kind IN ('subject', 'resource')),
+  type       TEXT NOT NULL,
+  id         TEXT NOT NULL,
+  roles      TEXT NOT NULL,
+  properties TEXT NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, kind, type, id)
+) WITHOUT ROWID;
+)sql";
+
 }  // namespace
 
 const std::vector<const char*>& Migrations() {
-  static const std::vector<const char*> kMigrations = {kV1, kV2, kV3, kV4};
+  static const std::vector<const char*> kMigrations = {kV1, kV2, kV3, kV4, kV5};
   return kMigrations;
 }
 

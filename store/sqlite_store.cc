@@ -1598,6 +1598,131 @@ StatusOr<int64_t> SqliteStore::CountDecisions(const std::string& tenant_id,
 
 // ---------------------------------------------------------------- health
 
+// ---------------------------------------------------------------- directory
+
+std::string_view DirectoryKindName(DirectoryKind kind) {
+  return kind == DirectoryKind::kSubject ? "subject" : "resource";
+}
+
+namespace {
+
+constexpr char kDirectoryCols[] = "tenant_id, kind, type, id, roles, properties, updated_at";
+
+StatusOr<DirectoryEntry> ReadDirectoryEntry(const Stmt& s) {
+  DirectoryEntry e;
+  e.tenant_id = s.Text(0);
+  e.kind = s.Text(1) == "subject" ? DirectoryKind::kSubject : DirectoryKind::kResource;
+  e.type = s.Text(2);
+  e.id = s.Text(3);
+  ASSIGN_OR_RETURN(json roles, ParseJsonColumn(s.Text(4), "roles"));
+  if (!roles.is_array()) return InternalError("stored roles are not an array");
+  for (const auto& r : roles) {
+    if (r.is_string()) e.roles.push_back(r.get<std::string>());
+  }
+  ASSIGN_OR_RETURN(e.properties, ParseJsonColumn(s.Text(5), "properties"));
+  e.updated_at = s.Int(6);
+  return e;
+}
+
+// The bounds of store.h, checked before anything is written.
+Status CheckDirectoryEntry(const DirectoryEntry& e, size_t index) {
+  const std::string field = "entries[" + std::to_string(index) + "]";
+  if (e.tenant_id.empty()) return InvalidArgumentError("tenant_id is required", field + ".tenant_id");
+  for (auto [name, value] : {std::pair<const char*, const std::string*>{"type", &e.type}, {"id", &e.id}}) {
+    if (value->empty() || value->size() > kMaxDirectoryNameBytes) {
+      return InvalidArgumentError(std::string(name) + " must be 1-" + std::to_string(kMaxDirectoryNameBytes) +
+                                      " bytes",
+                                  field + "." + name);
+    }
+  }
+  if (e.kind == DirectoryKind::kResource && !e.roles.empty()) {
+    return InvalidArgumentError("a resource has no roles", field + ".roles");
+  }
+  if (e.roles.size() > kMaxDirectoryRoles) {
+    return InvalidArgumentError("at most " + std::to_string(kMaxDirectoryRoles) + " roles", field + ".roles");
+  }
+  for (const std::string& r : e.roles) {
+    if (r.empty() || r.size() > kMaxDirectoryNameBytes) return InvalidArgumentError("invalid role name", field + ".roles");
+  }
+  if (!e.properties.is_object()) return InvalidArgumentError("properties must be an object", field + ".properties");
+  if (DumpJson(e.properties).size() > kMaxDirectoryPropertyBytes) {
+    return InvalidArgumentError("properties are too large", field + ".properties");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status SqliteStore::PutDirectoryEntries(const std::vector<DirectoryEntry>& entries, const AuditEntry* audit) {
+  for (size_t i = 0; i < entries.size(); ++i) RETURN_IF_ERROR(CheckDirectoryEntry(entries[i], i));
+  return AdminWrite([&](Connection& c) -> Status {
+    const int64_t now = clock_.NowMillis();
+    ASSIGN_OR_RETURN(Stmt s, c.Prepare(Sql({"INSERT OR REPLACE INTO directory_entries (", kDirectoryCols,
+                                            ") VALUES (?, ?, ?, ?, ?, ?, ?)"})));
+    for (const DirectoryEntry& e : entries) {
+      s.Bind(1, e.tenant_id)
+          .Bind(2, DirectoryKindName(e.kind))
+          .Bind(3, e.type)
+          .Bind(4, e.id)
+          .Bind(5, DumpJson(json(e.roles)))
+          .Bind(6, DumpJson(e.properties))
+          .Bind(7, now);
+      RETURN_IF_ERROR(s.Run("writing a directory entry"));
+      s.Reset();
+    }
+    if (audit != nullptr && !entries.empty()) {
+      RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, entries.front().tenant_id,
+                                 entries.size() == 1 ? entries.front().type + "/" + entries.front().id : "", ""));
+    }
+    return Status::Ok();
+  });
+}
+
+StatusOr<DirectoryEntry> SqliteStore::GetDirectoryEntry(const std::string& tenant_id, DirectoryKind kind,
+                                                        const std::string& type, const std::string& id) {
+  auto r = AcquireReader();
+  ASSIGN_OR_RETURN(Stmt s, r->Prepare(Sql({"SELECT ", kDirectoryCols,
+                                           " FROM directory_entries WHERE tenant_id = ? AND kind = ? AND "
+                                           "type = ? AND id = ?"})));
+  s.Bind(1, tenant_id).Bind(2, DirectoryKindName(kind)).Bind(3, type).Bind(4, id);
+  ASSIGN_OR_RETURN(bool row, s.Step("reading a directory entry"));
+  if (!row) return NotFoundError("no such directory entry");
+  return ReadDirectoryEntry(s);
+}
+
+StatusOr<std::vector<DirectoryEntry>> SqliteStore::ListDirectoryEntries(const DirectoryQuery& query) {
+  auto r = AcquireReader();
+  ASSIGN_OR_RETURN(Stmt s, r->Prepare(Sql({"SELECT ", kDirectoryCols,
+                                           " FROM directory_entries WHERE tenant_id = ? AND kind = ? AND "
+                                           "type = ? AND id > ? ORDER BY id LIMIT ?"})));
+  s.Bind(1, query.tenant_id)
+      .Bind(2, DirectoryKindName(query.kind))
+      .Bind(3, query.type)
+      .Bind(4, query.after_id)
+      .Bind(5, ClampLimit(query.limit));
+  std::vector<DirectoryEntry> out;
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s.Step("listing directory entries"));
+    if (!row) break;
+    ASSIGN_OR_RETURN(DirectoryEntry e, ReadDirectoryEntry(s));
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+Status SqliteStore::DeleteDirectoryEntry(const std::string& tenant_id, DirectoryKind kind, const std::string& type,
+                                         const std::string& id, const AuditEntry* audit) {
+  return AdminWrite([&](Connection& c) -> Status {
+    ASSIGN_OR_RETURN(Stmt s, c.Prepare("DELETE FROM directory_entries WHERE tenant_id = ? AND kind = ? AND "
+                                       "type = ? AND id = ?"));
+    s.Bind(1, tenant_id).Bind(2, DirectoryKindName(kind)).Bind(3, type).Bind(4, id);
+    RETURN_IF_ERROR(s.Run("deleting a directory entry"));
+    if (c.Changes() == 0) return NotFoundError("no such directory entry");
+    RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, tenant_id, type + "/" + id, ""));
+    return Status::Ok();
+  });
+}
+
 Status SqliteStore::Ping() {
   std::lock_guard<std::mutex> lock(write_mu_);
   Connection& c = *log_;

@@ -171,6 +171,14 @@ class SqliteStore final : public Store {
                                    const std::string& principal_id) override;
 
   // Health
+  Status PutDirectoryEntries(const std::vector<DirectoryEntry>& entries,
+                             const AuditEntry* audit = nullptr) override;
+  StatusOr<DirectoryEntry> GetDirectoryEntry(const std::string& tenant_id, DirectoryKind kind,
+                                             const std::string& type, const std::string& id) override;
+  StatusOr<std::vector<DirectoryEntry>> ListDirectoryEntries(const DirectoryQuery& query) override;
+  Status DeleteDirectoryEntry(const std::string& tenant_id, DirectoryKind kind, const std::string& type,
+                              const std::string& id, const AuditEntry* audit = nullptr) override;
+
   Status Ping() override;
 
  private:

@@ -27,6 +27,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -177,6 +178,10 @@ struct DecisionRow {
   std::string path;
   std::string request_id;
   int64_t latency_us = 0;
+  // Who asked, when it is not the principal: an AuthZEN PEP's service account asking about
+  // a subject (DESIGN.md 6.1). Empty for /v1/check, where the token's account is the principal.
+  std::string caller_id;
+  std::string caller_name;
 };
 
 // One page of a newest-first listing. next_cursor is empty on the last page; otherwise pass
@@ -382,6 +387,59 @@ class DecisionLog {
   virtual int64_t DecisionBacklogBytes() const { return 0; }
 };
 
+// The directory (DESIGN.md 6.1): the protected application's own subjects (people, devices,
+// ...: type, id, roles, properties) and resources (type, id, properties), for AuthZEN search
+// candidates and for conditions on attributes the caller did not send. An entry is keyed by
+// (tenant, kind, type, id); ids are the application's, any non-empty string.
+enum class DirectoryKind { kSubject, kResource };
+// "subject", "resource".
+std::string_view DirectoryKindName(DirectoryKind kind);
+
+// Bounds the store enforces on every entry (InvalidArgument beyond them).
+inline constexpr size_t kMaxDirectoryNameBytes = 512;       // type and id
+inline constexpr size_t kMaxDirectoryRoles = 64;
+inline constexpr size_t kMaxDirectoryPropertyBytes = 64 << 10;  // properties as compact JSON
+
+struct DirectoryEntry {
+  std::string tenant_id;
+  DirectoryKind kind = DirectoryKind::kSubject;
+  std::string type;
+  std::string id;
+  std::vector<std::string> roles;  // subjects only; always empty for resources
+  nlohmann::json properties = nlohmann::json::object();  // a JSON object
+  int64_t updated_at = 0;  // assigned by the store
+};
+
+// One page of one (kind, type): the entries whose id sorts after `after_id` (bytewise; ""
+// starts at the first), in id order. limit <= 0 means kDefaultPageLimit; capped at
+// kMaxPageLimit. A caller pages on by passing the last id it got.
+struct DirectoryQuery {
+  std::string tenant_id;  // required
+  DirectoryKind kind = DirectoryKind::kSubject;
+  std::string type;  // required
+  std::string after_id;
+  int limit = kDefaultPageLimit;
+};
+
+// Thread-safe.
+class DirectoryStore {
+ public:
+  virtual ~DirectoryStore() = default;
+  // Creates or replaces every entry (all or nothing, one transaction; an import is one call),
+  // assigning updated_at. InvalidArgument (nothing stored) when an entry has an empty or
+  // over-long type or id, properties that are not an object or over the bounds, roles on a
+  // resource, or an empty role name. One audit row for the whole call when `audit` is given.
+  virtual Status PutDirectoryEntries(const std::vector<DirectoryEntry>& entries,
+                                     const AuditEntry* audit = nullptr) = 0;
+  // NotFound when absent.
+  virtual StatusOr<DirectoryEntry> GetDirectoryEntry(const std::string& tenant_id, DirectoryKind kind,
+                                                     const std::string& type, const std::string& id) = 0;
+  virtual StatusOr<std::vector<DirectoryEntry>> ListDirectoryEntries(const DirectoryQuery& query) = 0;
+  // NotFound when absent.
+  virtual Status DeleteDirectoryEntry(const std::string& tenant_id, DirectoryKind kind, const std::string& type,
+                                      const std::string& id, const AuditEntry* audit = nullptr) = 0;
+};
+
 // Thread-safe.
 class Health {
  public:
@@ -424,6 +482,7 @@ class Store : public TenantStore,
               public TokenStore,
               public AuditLog,
               public DecisionLog,
+              public DirectoryStore,
               public Health,
               public ChangeFeed {};
 

@@ -66,6 +66,7 @@ void AdminApi::Register(Router* router) {
   RegisterAccountRoutes();
   RegisterTenantRoutes();
   RegisterPolicyRoutes();
+  RegisterDirectoryRoutes();
 }
 
 void AdminApi::Route(const std::string& method, const std::string& pattern, Handler handler) {

@@ -7,7 +7,8 @@
 //
 // Routes live in several files by concern: auth_routes.cc (login/logout, users),
 // account_routes.cc (service accounts, permissions, tokens, roles, catalog, audit),
-// tenant_routes.cc (tenant token, decision history), policy_routes.cc (reload, status).
+// tenant_routes.cc (tenant token, decision history), policy_routes.cc (reload, status),
+// directory_routes.cc (the AuthZEN directory's subjects and resources).
 // Thread-safety: after Register(), handlers run concurrently on the fronts' threads; all
 // shared state is in thread-safe members.
 #pragma once
@@ -86,6 +87,7 @@ class AdminApi {
   void RegisterAccountRoutes();
   void RegisterTenantRoutes();
   void RegisterPolicyRoutes();
+  void RegisterDirectoryRoutes();
 
   // An unauthenticated route (login).
   using Handler = std::function<void(const Request&, Response&)>;

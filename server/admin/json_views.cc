@@ -57,7 +57,7 @@ nlohmann::json AuditJson(const store::AuditEntry& e) {
 }
 
 nlohmann::json DecisionJson(const store::DecisionRow& r) {
-  return {{"decision_id", r.id},
+  nlohmann::json out = {{"decision_id", r.id},
           {"time", TimeJson(r.time)},
           {"principal", {{"type", r.principal_type}, {"id", r.principal_id}, {"name", r.principal_name},
                          {"token_id", r.token_id.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.token_id)}}},
@@ -72,6 +72,9 @@ nlohmann::json DecisionJson(const store::DecisionRow& r) {
           {"context", {{"client_addr", r.client_addr}, {"method", r.method}, {"path", r.path},
                        {"request_id", r.request_id}}},
           {"latency_us", r.latency_us}};
+  // AuthZEN: the PEP's account that asked about the principal (DESIGN.md 6.1).
+  if (!r.caller_id.empty()) out["caller"] = {{"type", "service_account"}, {"id", r.caller_id}, {"name", r.caller_name}};
+  return out;
 }
 
 nlohmann::json PolicyVersionJson(const store::PolicyVersion& v) {

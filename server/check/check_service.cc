@@ -117,7 +117,9 @@ void CheckService::Decide(const Subject& subject, std::span<const CheckInput> ch
   verdicts->resize(first_verdict + checks.size());
   const engine::PolicySnapshot& snapshot = *subject.snapshot;
   const engine::Principal* principal = subject.principal;
-  std::span<const engine::CompiledPolicy* const> policies(&subject.policy, subject.policy ? 1 : 0);
+  std::span<const engine::CompiledPolicy* const> policies =
+      subject.directory ? std::span<const engine::CompiledPolicy* const>(subject.roles)
+                        : std::span<const engine::CompiledPolicy* const>(&subject.policy, subject.policy ? 1 : 0);
   const int64_t now = clock_.NowMillis();
   for (size_t i = 0; i < checks.size(); ++i) {
     const CheckInput& in = checks[i];
@@ -135,7 +137,7 @@ void CheckService::Decide(const Subject& subject, std::span<const CheckInput> ch
       d = engine::Decision{false, engine::Reason::kUnknownAction, {}, false};
     } else if (subject.failure) {
       d = engine::Decision{false, *subject.failure, {}, false};
-    } else if (!subject.policy) {  // the account's policy no longer compiles: fail closed
+    } else if (!subject.policy && !subject.directory) {  // the account's policy no longer compiles: fail closed
       d = engine::Decision{false, engine::Reason::kNoMatchingAllow, {}, true};
     } else {
       d = snapshot.Evaluate(*principal, policies, *model, *action, in.resource, context);
@@ -145,7 +147,11 @@ void CheckService::Decide(const Subject& subject, std::span<const CheckInput> ch
     row.id = NewUlid(clock_);
     row.time = now;
     row.tenant_id = subject.tenant_id;
-    row.principal_type = principal ? std::string(engine::PrincipalTypeName(principal->type)) : "service_account";
+    if (subject.directory) {
+      row.principal_type = subject.directory_type;
+    } else {
+      row.principal_type = principal ? std::string(engine::PrincipalTypeName(principal->type)) : "service_account";
+    }
     row.principal_id = principal ? principal->id : "";
     row.principal_name = principal ? principal->name : "";
     row.token_id = subject.token_id;
@@ -161,6 +167,8 @@ void CheckService::Decide(const Subject& subject, std::span<const CheckInput> ch
     row.method = facts.method;
     row.path = facts.path;
     row.request_id = facts.request_id;
+    row.caller_id = subject.caller_id;
+    row.caller_name = subject.caller_name;
   }
   const int64_t latency_us =
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
@@ -172,6 +180,32 @@ void CheckService::Decide(const Subject& subject, std::span<const CheckInput> ch
     (*verdicts)[first_verdict + i].decision_id = one_row ? rows.front().id : rows[i].id;
   }
   if (one_row) log_rows->resize(first_row + 1);
+}
+
+void CheckService::DirectorySubject(engine::Principal principal, std::string type, Subject* out) const {
+  out->snapshot = policies_->Current();
+  out->tenant_id = options_.default_tenant;
+  out->directory = true;
+  out->directory_type = std::move(type);
+  out->own_principal = std::move(principal);
+  out->principal = &out->own_principal;
+  out->roles.clear();
+  for (const std::string& role : out->own_principal.roles) {
+    if (const engine::CompiledPolicy* p = out->snapshot->FindRole(role)) out->roles.push_back(p);
+  }
+}
+
+void CheckService::AccountSubject(const store::ServiceAccount& account, const engine::Attributes& properties,
+                                  Subject* out) const {
+  out->snapshot = policies_->Current();
+  out->tenant_id = account.tenant_id;
+  std::shared_ptr<const AccountState> state = MakeAccountState(account, out->snapshot);
+  out->own_principal = state->principal;
+  for (const auto& [key, value] : properties.items()) out->own_principal.attributes.Set(key, value);
+  out->principal = &out->own_principal;
+  out->policy = state->policy.get();
+  if (!state->enabled) out->failure = engine::Reason::kAccountDisabled;
+  out->account = std::move(state);
 }
 
 void CheckService::FailAnswer(Response& res, const Status& status) {

@@ -53,6 +53,14 @@ struct Subject {
   std::string token_id;
   std::shared_ptr<const AccountState> account;  // keeps principal and policy alive
   engine::Principal own_principal;  // the tenant principal, or a directory subject
+  // A directory subject (AuthZEN, DESIGN.md 6.1) decides with its roles' policies (`roles`,
+  // pointing into `snapshot`; none: nothing is allowed) instead of `policy`, and its rows
+  // name its AuthZEN type (`directory_type`) as the principal type.
+  bool directory = false;
+  std::vector<const engine::CompiledPolicy*> roles;
+  std::string directory_type;
+  // AuthZEN: the PEP's account that asks about this subject, recorded as the rows' caller.
+  std::string caller_id, caller_name;
 };
 
 // One check's outcome: the decision and the id of the log row that records it.
@@ -114,6 +122,17 @@ class CheckService {
   bool DecideInline(const Adapter& adapter, const Request& req, Response& res);
   // The event loop, after a pass: makes the batch durable, or turns its answers into 503s.
   void CommitInline();
+
+  // AuthZEN subjects (DESIGN.md 6.1), decided for a PEP that authenticated separately.
+  // A directory principal: `principal` (id, roles, properties already merged) of AuthZEN type
+  // `type`, with the current snapshot's policies of its roles (an unknown role grants nothing).
+  void DirectorySubject(engine::Principal principal, std::string type, Subject* out) const;
+  // A service account as the subject: its policy compiled against the current snapshot
+  // (disabled: every decision ACCOUNT_DISABLED); `properties` are merged over its attributes.
+  void AccountSubject(const store::ServiceAccount& account, const engine::Attributes& properties,
+                      Subject* out) const;
+  const std::string& default_tenant() const { return options_.default_tenant; }
+  std::shared_ptr<const engine::PolicySnapshot> CurrentPolicies() const { return policies_->Current(); }
 
   // The tenants' analytics tokens.
   void SetTenantToken(const std::string& tenant_id, const std::string& token);

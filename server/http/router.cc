@@ -54,7 +54,7 @@ void Router::Add(std::string method, std::string_view pattern, Handler handler) 
     if (text.size() > 5 && text.substr(0, 2) == "([" && text.substr(text.size() - 3) == "]+)") {
       segment.capture = true;
       segment.allowed = ParseClass(text.substr(2, text.size() - 5), pattern);
-    } else if (text.find_first_of("()[]{}*+?.\\|^$") == std::string_view::npos) {
+    } else if (text.find_first_of("()[]{}*+?\\|^$") == std::string_view::npos) {  // '.' is literal: /.well-known
       segment.literal = std::string(text);
     } else {
       return false;

@@ -149,6 +149,9 @@ TEST_CASE("Every compile error kind is reported at its exact position", "[compil
       {"unknown analytics model",
        {{"catalog.yaml", "apiVersion: warden/v1\nkind: Catalog\nmodels:\n  a: {actions: [view]}\nanalytics: [b]\n"}},
        {"catalog.yaml:5:13: unknown model 'b' in analytics"}, false},
+      {"invalid AuthZEN subject types",
+       {{"catalog.yaml", "apiVersion: warden/v1\nkind: Catalog\nmodels:\n  a: {actions: [view]}\nsubjects: [user, service_account, \"*\"]\n"}},
+       {"catalog.yaml:5:18: invalid subject type 'service_account'", "catalog.yaml:5:35: invalid subject type '*'"}, false},
       {"policy test: unknown role, principal and fixture",
        {{"tests/t.yaml", "apiVersion: warden/v1\nkind: PolicyTest\nname: t\nprincipals:\n  a: {role: nobody}\n"
                          "  b: {policyFile: missing.yaml}\ncases:\n"
@@ -219,6 +222,18 @@ TEST_CASE("A tree with errors produces no snapshot; RoleJson and RoleNames descr
   CHECK((*json)["rules"][0]["when"] == "resource.owner != principal.id");
   CHECK_FALSE(tree.snapshot->RoleJson("nobody").has_value());
   CHECK(tree.snapshot->catalog().analytics() == std::vector<std::string>{"metric"});
+}
+
+TEST_CASE("The catalog lists the AuthZEN subject types once each, in order", "[compiler]") {
+  TreeResult tree = CompileSources(
+      {{"catalog.yaml", "apiVersion: warden/v1\nkind: Catalog\nmodels:\n  a: {actions: [view]}\n"
+                        "subjects: [user, identity, user]\n"}},
+      "t");
+  REQUIRE(tree.errors.empty());
+  CHECK(tree.snapshot->catalog().subject_types() == std::vector<std::string>{"user", "identity"});
+  TreeResult none = CompileSources({{"catalog.yaml", kTestCatalog}}, "t");
+  REQUIRE(none.errors.empty());
+  CHECK(none.snapshot->catalog().subject_types().empty());
 }
 
 TEST_CASE("CompileTree reports a missing directory and oversized files", "[compiler]") {

@@ -294,6 +294,18 @@ TEST_CASE("examples/*.yaml compile against the default catalog", "[docs]") {
   CHECK(count > 0);
 }
 
+TEST_CASE("the AuthZEN scenario trees of examples/authzen check clean", "[docs]") {
+  int count = 0;
+  for (const auto& entry : fs::directory_iterator(kSourceDir / "examples" / "authzen")) {
+    if (!fs::is_directory(entry.path() / "policies")) continue;
+    ++count;
+    RunResult check = RunWarden({"policy", "check", (entry.path() / "policies").string()});
+    INFO(entry.path().string() << ":\n" << check.output);
+    CHECK(check.exit_code == 0);
+  }
+  CHECK(count == 5);
+}
+
 TEST_CASE("the default policy tree checks and tests clean", "[docs]") {
   RunResult check = RunWarden({"policy", "check", kPolicies.string()});
   INFO("warden policy check policies:\n" << check.output);

@@ -39,6 +39,10 @@ DecisionRow Row(int64_t seq, int64_t time, int variant) {
   d.path = "/companies/" + std::to_string(variant) + "?q=\xe2\x82\xac&x=\"y\"";
   d.request_id = "req-" + std::to_string(variant / 2);
   d.latency_us = variant * 37;
+  if (variant % 3 == 1) {  // an AuthZEN decision: a PEP's account asked
+    d.caller_id = "sa-pep";
+    d.caller_name = "gateway";
+  }
   return d;
 }
 
@@ -175,6 +179,19 @@ TEST_CASE("Chunks of version 1 (text ids) are still read", "[store][chunk]") {
   CHECK(out[0].request_id == "x");
 }
 
+TEST_CASE("Chunks of version 2 (no caller fields) are still read", "[store][chunk]") {
+  // version 2, first_seq 5, one string "x", one row: seq +0, time zigzag(10), latency 0,
+  // flags 1 (allowed, id as bytes), id "abc", sixteen field indexes 0.
+  const std::string v2 = std::string("\x02\x05\x01\x01x\x01\x00\x14\x00\x01\x03" "abc", 14) + std::string(16, '\0');
+  std::vector<DecisionRow> out;
+  REQUIRE(DecodeChunk(v2, &out).ok());
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].id == "abc");
+  CHECK(out[0].request_id == "x");
+  CHECK(out[0].caller_id.empty());
+  CHECK(out[0].caller_name.empty());
+}
+
 TEST_CASE("A chunk that does not check out is an error and decodes nothing", "[store][chunk]") {
   std::vector<DecisionRow> rows;
   for (int i = 0; i < 20; ++i) rows.push_back(Row(50 + i, 1000 + i, i));
@@ -197,7 +214,7 @@ TEST_CASE("A chunk that does not check out is an error and decodes nothing", "[s
   }
   SECTION("an unknown version") {
     std::string bad = blob;
-    bad[0] = 3;
+    bad[0] = 4;
     out.clear();
     CHECK(DecodeChunk(bad, &out).code() == StatusCode::kInternal);
   }

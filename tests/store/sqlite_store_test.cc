@@ -95,8 +95,9 @@ TEST_CASE("Decision rows of a version-3 database are converted into chunks at Op
   // given by AUTOINCREMENT), the oldest 200 of them since pruned.
   RawExec(path, R"sql(
     DROP TABLE decision_chunk;
+    DROP TABLE directory_entries;
     ALTER TABLE decision_journal DROP COLUMN last_seq;
-    DELETE FROM schema_migrations WHERE version = 4;
+    DELETE FROM schema_migrations WHERE version >= 4;
     CREATE TABLE decision_log (
       seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, time INTEGER NOT NULL,
       tenant_id TEXT NOT NULL, principal_type TEXT NOT NULL, principal_id TEXT NOT NULL,

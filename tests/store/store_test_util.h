@@ -189,6 +189,8 @@ constexpr StringField kStringFields[] = {
     {"method", &DecisionRow::method},
     {"path", &DecisionRow::path},
     {"request_id", &DecisionRow::request_id},
+    {"caller_id", &DecisionRow::caller_id},
+    {"caller_name", &DecisionRow::caller_name},
 };
 
 // A row whose strings differ from each other and from those of any other `n` (so a swapped or
@@ -218,6 +220,8 @@ inline DecisionRow OddRow(int n) {
   r.method = "GET " + k;
   r.path = "/a?b=c&d='e' " + k;
   r.request_id = "req-" + k;
+  r.caller_id = "caller\x01 " + k;
+  r.caller_name = "pep \u00e9 " + k;
   return r;
 }
 
