@@ -169,10 +169,35 @@ CREATE TABLE health (
 );
 )sql";
 
+// Version 2, SQLite's version 5 and the caller columns of its chunk version 3: the directory
+// (DESIGN.md 6.1), the caller of a decision (an AuthZEN evaluation's principal is its subject,
+// its caller the PEP's service account), and decision rows unique by
+// (time, id). "C" collation: ids list in byte order, as on SQLite.
+constexpr char kV2[] = R"sql(
+CREATE TABLE directory_entries (
+  tenant_id  TEXT NOT NULL,
+  kind       TEXT NOT NULL CHECK (kind IN ('subject', 'resource')),
+  type       TEXT COLLATE "C" NOT NULL,
+  id         TEXT COLLATE "C" NOT NULL,
+  roles      TEXT NOT NULL,
+  properties TEXT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (tenant_id, kind, type, id)
+);
+ALTER TABLE decision_log ADD COLUMN caller_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE decision_log ADD COLUMN caller_name TEXT NOT NULL DEFAULT '';
+-- A row stored twice is one row: a batch whose COMMIT happened but whose answer was lost is
+-- spilled and inserted again with the same ids and times (ON CONFLICT DO NOTHING). It replaces
+-- the time index (age pruning reads its leading column); a unique index of a partitioned table
+-- must hold the partition key.
+DROP INDEX decision_log_time;
+CREATE UNIQUE INDEX decision_log_time_id ON decision_log (time, id);
+)sql";
+
 }  // namespace
 
 const std::vector<const char*>& PgMigrations() {
-  static const std::vector<const char*> kMigrations = {kV1};
+  static const std::vector<const char*> kMigrations = {kV1, kV2};
   return kMigrations;
 }
 

@@ -219,10 +219,10 @@ constexpr std::string DecisionRow::*kDecisionText[] = {
     &DecisionRow::principal_name, &DecisionRow::token_id, &DecisionRow::model,          &DecisionRow::action,
     &DecisionRow::resource_id, &DecisionRow::reason,      &DecisionRow::rule,           &DecisionRow::eval_error,
     &DecisionRow::policy_revision, &DecisionRow::client_addr, &DecisionRow::method,     &DecisionRow::path,
-    &DecisionRow::request_id};
+    &DecisionRow::request_id,  &DecisionRow::caller_id,   &DecisionRow::caller_name};
 constexpr char kDecisionTextCols[] =
     "id, tenant_id, principal_type, principal_id, principal_name, token_id, model, action, resource_id, reason, "
-    "rule, eval_error, policy_revision, client_addr, method, path, request_id";
+    "rule, eval_error, policy_revision, client_addr, method, path, request_id, caller_id, caller_name";
 // seq, the text columns, then the others.
 const std::string kDecisionCols = std::string("seq, ") + kDecisionTextCols + ", time, allowed, latency_us";
 
@@ -1105,7 +1105,8 @@ Status PgStore::InsertDecisions(std::vector<DecisionRow>* rows) {
   for (const TextArray& a : text) p.Add(a.Finish());
   p.Add(times.Finish()).Add(allowed.Finish()).Add(latencies.Finish());
   // One statement, one commit: the seq row (locked until commit: seq order is commit order
-  // across replicas), the rows, and the per-principal counts.
+  // across replicas), the rows, and the per-principal counts. A row already stored (same time
+  // and id: a batch sent again after its answer was lost) is skipped and not counted again.
   static const std::string kInsert = [] {
     // $1 the row count, then one array per column: the text columns, time, allowed, latency_us.
     std::string arrays;
@@ -1119,7 +1120,7 @@ Status PgStore::InsertDecisions(std::vector<DecisionRow>* rows) {
     for (size_t at = u_cols.find(", "); at != std::string::npos; at = u_cols.find(", ", at + 2)) u_cols.insert(at + 2, "u.");
     return "WITH s AS (UPDATE decision_seq SET last = last + $1 WHERE id = 1 RETURNING last - $1 AS base), "
            "ins AS (INSERT INTO decision_log (seq, " + cols + ") SELECT s.base + u.n, " + u_cols + " FROM s, unnest(" + arrays +
-           ") WITH ORDINALITY AS u(" + cols + ", n) RETURNING tenant_id, principal_id), "
+           ") WITH ORDINALITY AS u(" + cols + ", n) ON CONFLICT (time, id) DO NOTHING RETURNING tenant_id, principal_id), "
            "cnt AS (INSERT INTO decision_counts (tenant_id, principal_id, row_count) SELECT tenant_id, principal_id, "
            "COUNT(*) FROM ins GROUP BY tenant_id, principal_id ON CONFLICT (tenant_id, principal_id) DO UPDATE SET "
            "row_count = decision_counts.row_count + excluded.row_count) "
@@ -1279,6 +1280,95 @@ StatusOr<int64_t> PgStore::CountDecisions(const std::string& tenant_id, const st
     return r.Int(0, 0);
   });
 }
+
+// ---------------------------------------------------------------- directory
+
+namespace {
+
+constexpr char kDirectoryCols[] = "tenant_id, kind, type, id, roles, properties, updated_at";
+
+StatusOr<DirectoryEntry> ReadDirectoryEntry(const PgResult& r, int row) {
+  DirectoryEntry e;
+  e.tenant_id = r.Text(row, 0);
+  e.kind = r.Text(row, 1) == "subject" ? DirectoryKind::kSubject : DirectoryKind::kResource;
+  e.type = r.Text(row, 2);
+  e.id = r.Text(row, 3);
+  ASSIGN_OR_RETURN(e.roles, ParseRoles(r.Text(row, 4)));
+  ASSIGN_OR_RETURN(e.properties, ParseJsonColumn(r.Text(row, 5), "properties"));
+  e.updated_at = r.Int(row, 6);
+  return e;
+}
+
+}  // namespace
+
+Status PgStore::PutDirectoryEntries(const std::vector<DirectoryEntry>& entries, const AuditEntry* audit) {
+  for (size_t i = 0; i < entries.size(); ++i) RETURN_IF_ERROR(ValidateDirectoryEntry(entries[i], i));
+  return AdminWrite([&](PgConnection& c) -> Status {
+    const int64_t now = clock_.NowMillis();
+    for (const DirectoryEntry& e : entries) {
+      PgParams p;
+      p.Add(e.tenant_id).Add(DirectoryKindName(e.kind)).Add(e.type).Add(e.id);
+      p.Add(RolesJson(e.roles)).Add(DumpJson(e.properties)).Add(now);
+      RETURN_IF_ERROR(c.Exec(std::string("INSERT INTO directory_entries (") + kDirectoryCols +
+                                 ") VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, kind, type, id) DO "
+                                 "UPDATE SET roles = excluded.roles, properties = excluded.properties, "
+                                 "updated_at = excluded.updated_at",
+                             p, "writing a directory entry")
+                          .status());
+    }
+    if (audit != nullptr && !entries.empty()) {
+      RETURN_IF_ERROR(MaybeAudit(c, clock_, audit, entries.front().tenant_id,
+                                 entries.size() == 1 ? entries.front().type + "/" + entries.front().id : "", ""));
+    }
+    return Status::Ok();
+  });
+}
+
+StatusOr<DirectoryEntry> PgStore::GetDirectoryEntry(const std::string& tenant_id, DirectoryKind kind,
+                                                    const std::string& type, const std::string& id) {
+  return WithConnection([&](PgConnection& c) -> StatusOr<DirectoryEntry> {
+    PgParams p;
+    p.Add(tenant_id).Add(DirectoryKindName(kind)).Add(type).Add(id);
+    ASSIGN_OR_RETURN(PgResult r, c.Exec(std::string("SELECT ") + kDirectoryCols +
+                                            " FROM directory_entries WHERE tenant_id = $1 AND kind = $2 AND "
+                                            "type = $3 AND id = $4",
+                                        p, "reading a directory entry"));
+    if (r.rows() == 0) return NotFoundError("no such directory entry");
+    return ReadDirectoryEntry(r, 0);
+  });
+}
+
+StatusOr<std::vector<DirectoryEntry>> PgStore::ListDirectoryEntries(const DirectoryQuery& query) {
+  return WithConnection([&](PgConnection& c) -> StatusOr<std::vector<DirectoryEntry>> {
+    PgParams p;
+    p.Add(query.tenant_id).Add(DirectoryKindName(query.kind)).Add(query.type).Add(query.after_id);
+    p.Add(ClampLimit(query.limit));
+    ASSIGN_OR_RETURN(PgResult r, c.Exec(std::string("SELECT ") + kDirectoryCols +
+                                            " FROM directory_entries WHERE tenant_id = $1 AND kind = $2 AND "
+                                            "type = $3 AND id > $4 ORDER BY id LIMIT $5",
+                                        p, "listing directory entries"));
+    std::vector<DirectoryEntry> out;
+    for (int i = 0; i < r.rows(); ++i) {
+      ASSIGN_OR_RETURN(DirectoryEntry e, ReadDirectoryEntry(r, i));
+      out.push_back(std::move(e));
+    }
+    return out;
+  });
+}
+
+Status PgStore::DeleteDirectoryEntry(const std::string& tenant_id, DirectoryKind kind, const std::string& type,
+                                     const std::string& id, const AuditEntry* audit) {
+  return AdminWrite([&](PgConnection& c) -> Status {
+    PgParams p;
+    p.Add(tenant_id).Add(DirectoryKindName(kind)).Add(type).Add(id);
+    ASSIGN_OR_RETURN(PgResult r, c.Exec("DELETE FROM directory_entries WHERE tenant_id = $1 AND kind = $2 AND "
+                                        "type = $3 AND id = $4 RETURNING id",
+                                        p, "deleting a directory entry"));
+    if (r.rows() == 0) return NotFoundError("no such directory entry");
+    return MaybeAudit(c, clock_, audit, tenant_id, type + "/" + id, "");
+  });
+}
+
 
 // ---------------------------------------------------------------- health
 

@@ -144,6 +144,15 @@ class PgStore final : public Store {
   // Bytes of spilled rows not yet in PostgreSQL.
   int64_t DecisionBacklogBytes() const override;
 
+  // DirectoryStore
+  Status PutDirectoryEntries(const std::vector<DirectoryEntry>& entries,
+                             const AuditEntry* audit = nullptr) override;
+  StatusOr<DirectoryEntry> GetDirectoryEntry(const std::string& tenant_id, DirectoryKind kind,
+                                             const std::string& type, const std::string& id) override;
+  StatusOr<std::vector<DirectoryEntry>> ListDirectoryEntries(const DirectoryQuery& query) override;
+  Status DeleteDirectoryEntry(const std::string& tenant_id, DirectoryKind kind, const std::string& type,
+                              const std::string& id, const AuditEntry* audit = nullptr) override;
+
   // Health
   Status Ping() override;
 

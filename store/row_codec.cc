@@ -104,4 +104,31 @@ Status ValidateToken(const ApiTokenRecord& t) {
   return Status::Ok();
 }
 
+Status ValidateDirectoryEntry(const DirectoryEntry& e, size_t index) {
+  const std::string field = "entries[" + std::to_string(index) + "]";
+  if (e.tenant_id.empty()) return InvalidArgumentError("tenant_id is required", field + ".tenant_id");
+  for (auto [name, value] : {std::pair<const char*, const std::string*>{"type", &e.type}, {"id", &e.id}}) {
+    if (value->empty() || value->size() > kMaxDirectoryNameBytes) {
+      return InvalidArgumentError(std::string(name) + " must be 1-" + std::to_string(kMaxDirectoryNameBytes) +
+                                      " bytes",
+                                  field + "." + name);
+    }
+  }
+  if (e.kind == DirectoryKind::kResource && !e.roles.empty()) {
+    return InvalidArgumentError("a resource has no roles", field + ".roles");
+  }
+  if (e.roles.size() > kMaxDirectoryRoles) {
+    return InvalidArgumentError("at most " + std::to_string(kMaxDirectoryRoles) + " roles", field + ".roles");
+  }
+  for (const std::string& r : e.roles) {
+    if (r.empty() || r.size() > kMaxDirectoryNameBytes) return InvalidArgumentError("invalid role name", field + ".roles");
+  }
+  if (!e.properties.is_object()) return InvalidArgumentError("properties must be an object", field + ".properties");
+  if (DumpJson(e.properties).size() > kMaxDirectoryPropertyBytes) {
+    return InvalidArgumentError("properties are too large", field + ".properties");
+  }
+  return Status::Ok();
+}
+
+
 }  // namespace warden::store

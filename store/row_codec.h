@@ -46,5 +46,7 @@ AuditEntry FillAudit(const AuditEntry& audit, const std::string& tenant_id, cons
 Status ValidateUser(const User& u);
 Status ValidateAccount(const ServiceAccount& a);
 Status ValidateToken(const ApiTokenRecord& t);
+// The bounds of store.h; `index` names the entry in the error (entries[index].field).
+Status ValidateDirectoryEntry(const DirectoryEntry& e, size_t index);
 
 }  // namespace warden::store

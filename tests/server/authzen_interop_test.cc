@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/pg_test_schema.h"
 #include "tests/server/check_helpers.h"
 #include "tests/server/harness.h"
 
@@ -44,12 +45,18 @@ std::string ExampleDir(const std::string& scenario) {
 }
 
 // A server for one scenario with its directory imported and a PEP token (what serve.sh does).
+// On PostgreSQL when `postgres`, in a schema of its own.
 struct ScenarioServer {
   TempDir data;
+  std::unique_ptr<PgSchema> schema;
   std::unique_ptr<TestServer> server;
   std::string pep;
 
-  ScenarioServer(const std::string& scenario, const std::map<std::string, std::string>& env) {
+  ScenarioServer(const std::string& scenario, std::map<std::string, std::string> env, bool postgres) {
+    if (postgres) {
+      schema = std::make_unique<PgSchema>();
+      env["WARDEN_STORE"] = schema->url();
+    }
     server = std::make_unique<TestServer>(
         TestServer::Options{.data_dir = data.path(), .policies_dir = ExampleDir(scenario) + "/policies", .env = env});
     REQUIRE(server->port() > 0);
@@ -102,10 +109,10 @@ void RunCases(const ScenarioServer& s, const std::string& label, const std::stri
   CHECK(t.passed == static_cast<int>(cases.size()));
 }
 
-void RunAll(const std::map<std::string, std::string>& env, const std::string& scheme) {
+void RunAll(const std::map<std::string, std::string>& env, const std::string& scheme, bool postgres = false) {
   const std::string fx = FixturesDir();
   {
-    ScenarioServer s("todo", env);
+    ScenarioServer s("todo", env, postgres);
     const json v1 = ReadJson(fx + "/todo/decisions-authorization-api-1_0-01.json");
     const json v2 = ReadJson(fx + "/todo/decisions-authorization-api-1_0-02.json");
     RunCases(s, scheme + " todo (1.0-01) evaluation", "/access/v1/evaluation", v1["evaluation"], false, false);
@@ -113,19 +120,19 @@ void RunAll(const std::map<std::string, std::string>& env, const std::string& sc
     RunCases(s, scheme + " todo (1.0-02) evaluations", "/access/v1/evaluations", v2["evaluations"], false, true);
   }
   {
-    ScenarioServer s("api-gateway", env);
+    ScenarioServer s("api-gateway", env, postgres);
     RunCases(s, scheme + " api-gateway evaluation", "/access/v1/evaluation",
              ReadJson(fx + "/api-gateway/decisions.json")["evaluation"], false, false);
   }
   {
-    ScenarioServer s("search", env);
+    ScenarioServer s("search", env, postgres);
     for (const char* kind : {"subject", "resource", "action"}) {
       RunCases(s, scheme + " search " + kind, std::string("/access/v1/search/") + kind,
                ReadJson(fx + "/search/" + kind + "/results.json")["evaluation"], true, false);
     }
   }
   {
-    ScenarioServer s("idp", env);
+    ScenarioServer s("idp", env, postgres);
     RunCases(s, scheme + " idp search resource", "/access/v1/search/resource", ReadJson(fx + "/idp/results.json")["search"],
              true, false);
   }
@@ -138,6 +145,9 @@ TEST_CASE("the AuthZEN interop scenarios pass over TLS", "[authzen][interop][tls
   const TlsFiles files = MakeTestCertificate(keys.path());
   RunAll({{"WARDEN_TLS_CERT", files.cert}, {"WARDEN_TLS_KEY", files.key}}, "https");
 }
+
+// The directory, the evaluations and their decision rows on the PostgreSQL store.
+TEST_CASE("the AuthZEN interop scenarios pass on PostgreSQL", "[.][pg][authzen]") { RunAll({}, "postgres", true); }
 
 }  // namespace
 }  // namespace warden::testing

@@ -30,6 +30,8 @@ TEST_CASE("AppendDecisions stores a batch and fills seq in commit order", "[stor
   full.id = "01HZZZZZZZZZZZZZZZZZZZZZZZ";
   full.time = 123456;
   full.eval_error = "attr missing";
+  full.caller_id = "sa-pep";  // an AuthZEN evaluation: the subject decided, the PEP's account asked
+  full.caller_name = "gateway";
   std::vector<DecisionRow> rows = {full, MakeDecision("sa-1", false), MakeDecision("sa-2", true)};
   REQUIRE(f.store->AppendDecisions(&rows).ok());
   CHECK(rows[0].seq > 0);
@@ -66,6 +68,9 @@ TEST_CASE("AppendDecisions stores a batch and fills seq in commit order", "[stor
   CHECK(got.path == "/x");
   CHECK(got.request_id == "req");
   CHECK(got.latency_us == 42);
+  CHECK(got.caller_id == "sa-pep");
+  CHECK(got.caller_name == "gateway");
+  CHECK(all[1].caller_id.empty());
   CHECK(all[1].id.size() == 26);  // assigned ULID
   CHECK(f.store->CountDecisions(kDefaultTenantId, "").value() == 3);
   CHECK(f.store->CountDecisions(kDefaultTenantId, "sa-1").value() == 2);

@@ -36,7 +36,7 @@ std::vector<std::string> Ids(const std::vector<DirectoryEntry>& entries) {
   return ids;
 }
 
-TEST_CASE("directory entries are put, replaced, read and deleted", "[store][directory]") {
+TEST_CASE("directory entries are put, replaced, read and deleted", "[store][conformance][directory]") {
   StoreFixture f;
   f.clock.Set(1000);
   REQUIRE(f.store
@@ -76,7 +76,7 @@ TEST_CASE("directory entries are put, replaced, read and deleted", "[store][dire
   CHECK(f.store->GetDirectoryEntry(kDefaultTenantId, DirectoryKind::kResource, "record", "101").ok());
 }
 
-TEST_CASE("directory listings page by id within one kind and type", "[store][directory]") {
+TEST_CASE("directory listings page by id within one kind and type", "[store][conformance][directory]") {
   StoreFixture f;
   std::vector<DirectoryEntry> entries;
   for (std::string id : {"b", "a", "d", "c", "e"}) entries.push_back(Resource("record", id, nlohmann::json::object()));
@@ -104,7 +104,7 @@ TEST_CASE("directory listings page by id within one kind and type", "[store][dir
   CHECK(none->empty());
 }
 
-TEST_CASE("directory entries out of bounds are refused and nothing is stored", "[store][directory]") {
+TEST_CASE("directory entries out of bounds are refused and nothing is stored", "[store][conformance][directory]") {
   StoreFixture f;
   struct Case {
     const char* what;

@@ -194,5 +194,20 @@ TEST_CASE("PgStore: retention drops whole day partitions and keeps the counts ex
   CHECK(testing::QueryAll(*f.store).size() == 22);
 }
 
+TEST_CASE("PgStore: a batch stored again (its answer lost after COMMIT) is stored once", "[.][pg]") {
+  testing::StoreFixture f;
+  REQUIRE(f.pg != nullptr);
+  std::vector<DecisionRow> rows(3, MakeDecision("p", true));
+  REQUIRE(f.store->AppendDecisions(&rows).ok());  // ids and times assigned, as a spilled batch has them
+  std::vector<DecisionRow> again = rows;
+  again.push_back(MakeDecision("p", false));  // a new row in the same batch is stored
+  REQUIRE(f.store->AppendDecisions(&again).ok());
+  CHECK(f.store->CountDecisions(kDefaultTenantId, "p").value() == 4);
+  auto all = testing::QueryAll(*f.store);
+  REQUIRE(all.size() == 4);
+  CHECK(!all[0].allowed);
+  for (int i = 1; i < 4; ++i) CHECK(all[i].id == rows[3 - i].id);
+}
+
 }  // namespace
 }  // namespace warden::store
