@@ -10,7 +10,10 @@
 # for that account (as the server prepares it) with psql: the first page, a page from the
 # middle of its history (a cursor), a filtered page (allowed = false) and a rare account's first
 # page, each REPEAT times; prints the median and max in ms and the plan of the first page.
-# Env: BUILD_DIR=build  SKIP_BUILD=1  ROWS=5000000  DAYS=30  ACCOUNTS=10000  REPEAT=50  KEEP=1
+# Env: BUILD_DIR=build  SKIP_BUILD=1  ROWS=5000000  DAYS=30  ACCOUNTS=10000  REPEAT=50
+#      KEEP=1 (leave the filled server running and say how to time it again)
+#      REUSE=DIR (time the server a KEEP=1 run left in DIR again, with the same ROWS, without filling; the fill of
+#      50M rows takes ~25 min, so fill once, then time on a quiet machine)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-build}
@@ -21,11 +24,27 @@ ACCOUNTS=${ACCOUNTS:-10000}
 REPEAT=${REPEAT:-50}
 command -v psql >/dev/null || { echo "pg_logs.sh: psql is not installed (postgresql-client)" >&2; exit 1; }
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then cmake --build "$BUILD" --target warden -j2 >&2; fi
-WORK=$(mktemp -d /tmp/warden-pg-logs.XXXXXX)
-cleanup() { bash "$ROOT/scripts/test_pg.sh" stop "$WORK/pg.url" || true; [[ "${KEEP:-0}" == 1 ]] || rm -rf "$WORK"; }
+if [[ -n "${REUSE:-}" ]]; then
+  WORK=$REUSE
+  cleanup() { :; }
+else
+  WORK=$(mktemp -d /tmp/warden-pg-logs.XXXXXX)
+  cleanup() {
+    if [[ "${KEEP:-0}" == 1 ]]; then
+      echo "kept: the server is still running; time it again with REUSE=$WORK, stop it with" \
+        "scripts/test_pg.sh stop $WORK/pg.url" >&2
+    else
+      bash "$ROOT/scripts/test_pg.sh" stop "$WORK/pg.url" || true
+      rm -rf "$WORK"
+    fi
+  }
+fi
 trap cleanup EXIT
-bash "$ROOT/scripts/test_pg.sh" start "$WORK/pg.url" >&2
+if [[ -z "${REUSE:-}" ]]; then
+  bash "$ROOT/scripts/test_pg.sh" start "$WORK/pg.url" >&2
+fi
 URL=$(cat "$WORK/pg.url")
+if [[ -z "${REUSE:-}" ]]; then
 # The schema, as a replica creates it.
 mkdir -p "$WORK/data"
 WARDEN_STORE=$URL WARDEN_ADMIN_PASSWORD=logs-bench-password "$BUILD/warden" serve --listen 127.0.0.1:0 \
@@ -33,12 +52,14 @@ WARDEN_STORE=$URL WARDEN_ADMIN_PASSWORD=logs-bench-password "$BUILD/warden" serv
 pid=$!
 for _ in $(seq 1 100); do grep -q "warden serving" "$WORK/warden.out" && break; sleep 0.1; done
 kill $pid; wait $pid || true
+fi
 
 day0=$(( $(date +%s) / 86400 - DAYS + 1 ))
 t0=$(( day0 * 86400000 ))
 span=$(( DAYS * 86400000 ))
 echo "# warden $(git -C "$ROOT" rev-parse --short HEAD) | $(nproc) CPUs | load $(cut -d' ' -f1-3 /proc/loadavg) | ROWS=$ROWS DAYS=$DAYS ACCOUNTS=$ACCOUNTS | $(date -u +%FT%TZ)"
 start=$(date +%s)
+if [[ -z "${REUSE:-}" ]]; then
 {
   for d in $(seq 0 $((DAYS - 1))); do
     day=$((day0 + d))
@@ -60,8 +81,9 @@ ANALYZE decision_log;
 EOF
 } | psql -q -v ON_ERROR_STOP=1 "$URL" >&2
 echo "filled $ROWS rows in $(( $(date +%s) - start )) s; $(psql -qtA "$URL" -c "SELECT pg_size_pretty(SUM(pg_total_relation_size(c.oid))) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'decision_log'::regclass")"
+fi  # REUSE
 
-cols="seq, id, tenant_id, principal_type, principal_id, principal_name, token_id, model, action, resource_id, reason, rule, eval_error, policy_revision, client_addr, method, path, request_id, time, allowed, latency_us"
+cols="seq, id, tenant_id, principal_type, principal_id, principal_name, token_id, model, action, resource_id, reason, rule, eval_error, policy_revision, client_addr, method, path, request_id, caller_id, caller_name, time, allowed, latency_us"
 mid=$(psql -qtA "$URL" -c "SELECT seq FROM decision_log WHERE principal_id = 'acct-hot' ORDER BY seq OFFSET $((ROWS / 20)) LIMIT 1")
 time_case() {  # label statement: wall time in psql (\timing) and the server's execution time
   local label=$1 exec=$2 prep wall server
