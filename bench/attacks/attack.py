@@ -415,8 +415,14 @@ def idle(a):
         COUNTS["open_after_ramp"] = len(conns)
         print("ready", file=sys.stderr, flush=True)
         while not STOP.is_set():
-            for key, _ in sel.select(0.1):
+            short = a.reconnect and len(conns) < a.conns
+            for key, _ in sel.select(0 if short else 0.1):
                 handle(key.fd)
+            # --reconnect: back to --conns at once, also after a connect the server refused
+            # (a reset connection was not reopened, and the churn died down by itself).
+            for _ in range(min(200, a.conns - len(conns)) if a.reconnect else 0):
+                if STOP.is_set() or not open_one():
+                    break
 
     def handle(fd):
         if fd not in conns:
@@ -436,8 +442,6 @@ def idle(a):
         c[0].close()
         del conns[fd]
         count("closed")
-        if a.reconnect and not STOP.is_set():
-            open_one()
 
     threads = run_threads(1, run)
     return threads
