@@ -11,11 +11,13 @@
 # prune mid-count, as in bench/http.sh; WARDEN_INVALID_TOKENS_PER_MINUTE stays 600). Then
 # ROUNDS x (victim alone, victim under attack), alternating. The victim is
 #   wrk $VICTIM --latency -s bench/check.lua      (one valid token, two checks: the default shape)
-# The attacker (bench/attacks/attack.py ATTACK) starts ATTACK_WARMUP s before the victim and
-# stops when the victim ends. During every victim run: the server's VmRSS sampled every 200 ms
+# The attacker (bench/attacks/attack.py ATTACK) connects from ATTACKER_ADDR (127.0.0.2: another
+# loopback address than the victim's 127.0.0.1, as another host would be; per-address bounds
+# such as max_connections_per_address tell them apart), starts ATTACK_WARMUP s before the
+# victim and stops when the victim ends. During every victim run: the server's VmRSS sampled every 200 ms
 # (and VmHWM), its CPU time (all threads, and the event-loop thread `warden` alone). Around
 # every attack run: /metrics counters (warden_http_limit_total{limit=...},
-# warden_invalid_token_throttled_total, warden_token_unknown_cache_hits_total,
+# warden_invalid_token_throttled_total, warden_admin_throttled_total, warden_token_unknown_cache_hits_total,
 # warden_limit_exceeded_total when present) and the decision rows (SUM(row_count) of
 # decision_chunk once the journal is drained): rows not from the victim are the attack's.
 #
@@ -34,6 +36,7 @@
 #
 # Env: BUILD_DIR=build (configured Release + WARDEN_BENCH with Ninja when absent)  SKIP_BUILD=1
 #      ROUNDS=2  VICTIM="-t1 -c4 -d15s"  ATTACK_WARMUP=3  PORT (default: a free one)  KEEP=1
+#      ATTACKER_ADDR=127.0.0.2
 #      ACCOUNTS=10 BAD_TOKENS=10000  ACCESS_LOG=on  SAFETY_RSS_MIB=2048 (the server is killed
 #      above this, to protect the shared machine; counted as a crash)
 # Exit 1 when a victim request failed (non-200, wrong decision, socket error) or the server died.
@@ -57,6 +60,7 @@ YAML_DRAIN=${YAML_DRAIN:-240}
 SLOWLORIS_CONNS=${SLOWLORIS_CONNS:-1000}
 BAD_TOKENS_CONNS=${BAD_TOKENS_CONNS:-4}
 IDLE_CONNS=${IDLE_CONNS:-10500}
+ATTACKER_ADDR=${ATTACKER_ADDR:-127.0.0.2}
 ATTACKER=$ROOT/bench/attacks/attack.py
 for tool in wrk sqlite3 curl python3 openssl; do
   command -v $tool >/dev/null || { echo "attacks.sh: $tool is not installed" >&2; exit 1; }
@@ -118,6 +122,7 @@ metrics() {  # the counters of interest as key=value (limit_<name>=, throttled=,
   curl -s -m 300 "$URL/metrics" | awk '
     /^warden_http_limit_total\{/ { match($1, /limit="[^"]*"/); n = substr($1, RSTART + 7, RLENGTH - 8); printf "lim_%s=%s ", n, $2 }
     /^warden_invalid_token_throttled_total / { printf "throttled=%s ", $2 }
+    /^warden_admin_throttled_total / { printf "admin_throttled=%s ", $2 }
     /^warden_token_unknown_cache_hits_total / { printf "unknown_hits=%s ", $2 }
     /^warden_limit_exceeded_total/ { printf "limit_exceeded=%s ", $2 }
     /^warden_decision_log_rows_total / { printf "log_rows=%s ", $2 }'
@@ -140,7 +145,7 @@ quiesce() {  # until the server uses < 0.2 CPU s per s (in-flight work of the la
   echo $waited
 }
 attack_args() {  # attack -> the attack.py command line
-  local common="--port $PORT --bad-tokens $WORK/bad-tokens.txt --password $PASSWORD"
+  local common="--port $PORT --source $ATTACKER_ADDR --bad-tokens $WORK/bad-tokens.txt --password $PASSWORD"
   case $1 in
     big-attrs) echo "big-attrs $common --conns $BIG_ATTRS_CONNS" ;;
     pipeline) echo "pipeline $common --conns $PIPELINE_CONNS" ;;

@@ -159,6 +159,8 @@ StatusOr<int> App::BindPlain() {
   options.request_timeout_ms = static_cast<int>(config_.request_timeout_ms);
   options.idle_timeout_ms = static_cast<int>(config_.idle_timeout_ms);
   options.max_connections = static_cast<size_t>(config_.max_connections);
+  options.max_connections_per_address = static_cast<size_t>(config_.max_connections_per_address);
+  options.uncapped_addresses = TrustedProxies(config_);
   options.max_target_bytes = static_cast<size_t>(config_.max_target_bytes);
   options.connection_buffer_bytes = static_cast<size_t>(config_.connection_buffer_bytes);
   options.total_buffer_bytes = static_cast<size_t>(config_.total_buffer_bytes);

@@ -56,10 +56,12 @@ Status Apply(const std::string& key, const std::string& value, Config* c) {
   if (key == "max_batch_checks") { ASSIGN_OR_RETURN(int64_t v, ParseInt(key, value)); c->max_batch_checks = static_cast<int>(v); return Status(); }
   if (key == "login_failures_per_minute") { ASSIGN_OR_RETURN(int64_t v, ParseInt(key, value)); c->login_failures_per_minute = static_cast<int>(v); return Status(); }
   if (key == "invalid_tokens_per_minute") { ASSIGN_OR_RETURN(int64_t v, ParseInt(key, value)); c->invalid_tokens_per_minute = static_cast<int>(v); return Status(); }
+  if (key == "admin_requests_per_minute") { ASSIGN_OR_RETURN(int64_t v, ParseInt(key, value)); c->admin_requests_per_minute = static_cast<int>(v); return Status(); }
   if (key == "header_timeout_ms") { ASSIGN_OR_RETURN(c->header_timeout_ms, ParseInt(key, value)); return Status(); }
   if (key == "request_timeout_ms") { ASSIGN_OR_RETURN(c->request_timeout_ms, ParseInt(key, value)); return Status(); }
   if (key == "idle_timeout_ms") { ASSIGN_OR_RETURN(c->idle_timeout_ms, ParseInt(key, value)); return Status(); }
   if (key == "max_connections") { ASSIGN_OR_RETURN(c->max_connections, ParseInt(key, value)); return Status(); }
+  if (key == "max_connections_per_address") { ASSIGN_OR_RETURN(c->max_connections_per_address, ParseInt(key, value)); return Status(); }
   if (key == "max_target_bytes") { ASSIGN_OR_RETURN(c->max_target_bytes, ParseInt(key, value)); return Status(); }
   if (key == "connection_buffer_bytes") { ASSIGN_OR_RETURN(c->connection_buffer_bytes, ParseInt(key, value)); return Status(); }
   if (key == "total_buffer_bytes") { ASSIGN_OR_RETURN(c->total_buffer_bytes, ParseInt(key, value)); return Status(); }
@@ -122,11 +124,13 @@ Status ApplyEnvironment(const std::map<std::string, std::string>& env, Config* c
       {"WARDEN_RETENTION_UNAUTHENTICATED_ROWS", "decision_retention_unauthenticated_rows"},
       {"WARDEN_WATCH_POLICIES", "watch_policies"},
       {"WARDEN_INVALID_TOKENS_PER_MINUTE", "invalid_tokens_per_minute"},
+      {"WARDEN_ADMIN_REQUESTS_PER_MINUTE", "admin_requests_per_minute"},
       {"WARDEN_TEST_TOKEN_LOOKUP_DELAY_MS", "test_token_lookup_delay_ms"},
       {"WARDEN_DECISION_EXPORT", "decision_export_path"},
       {"WARDEN_DECISION_EXPORT_MAX_BYTES", "decision_export_max_bytes"},
       {"WARDEN_HEADER_TIMEOUT_MS", "header_timeout_ms"}, {"WARDEN_REQUEST_TIMEOUT_MS", "request_timeout_ms"},
       {"WARDEN_IDLE_TIMEOUT_MS", "idle_timeout_ms"}, {"WARDEN_MAX_CONNECTIONS", "max_connections"},
+      {"WARDEN_MAX_CONNECTIONS_PER_ADDRESS", "max_connections_per_address"},
       {"WARDEN_MAX_TARGET_BYTES", "max_target_bytes"},
       {"WARDEN_CONNECTION_BUFFER_BYTES", "connection_buffer_bytes"},
       {"WARDEN_TOTAL_BUFFER_BYTES", "total_buffer_bytes"},
@@ -177,7 +181,7 @@ Status Validate(const Config& c) {
   if (c.max_batch_checks < 1 || c.max_batch_checks > 1000) {
     return InvalidArgumentError("max_batch_checks must be 1..1000", "max_batch_checks");
   }
-  if (c.login_failures_per_minute < 1 || c.invalid_tokens_per_minute < 1) {
+  if (c.login_failures_per_minute < 1 || c.invalid_tokens_per_minute < 1 || c.admin_requests_per_minute < 1) {
     return InvalidArgumentError("per-minute limits must be >= 1", "invalid_tokens_per_minute");
   }
   if (c.decision_retention_days < 0 || c.decision_retention_rows < 0 || c.decision_retention_unauthenticated_rows < 0) {
@@ -192,6 +196,7 @@ Status Validate(const Config& c) {
       {"request_timeout_ms", c.request_timeout_ms, 10, 3'600'000},
       {"idle_timeout_ms", c.idle_timeout_ms, 10, 3'600'000},
       {"max_connections", c.max_connections, 1, 1'000'000},
+      {"max_connections_per_address", c.max_connections_per_address, 0, 1'000'000},
       {"max_target_bytes", c.max_target_bytes, 64, 16 * 1024},
       {"connection_buffer_bytes", c.connection_buffer_bytes, 4096, 1LL << 30},
       {"total_buffer_bytes", c.total_buffer_bytes, 4096, 1LL << 40},

@@ -35,6 +35,7 @@ struct Config {
   int max_batch_checks = 100;               // checks per POST /v1/check
   int login_failures_per_minute = 10;       // per client address
   int invalid_tokens_per_minute = 600;      // check requests with an invalid token, per client address; then 429
+  int admin_requests_per_minute = 1200;     // admin API requests per credential (session or token); then 429
   bool watch_policies = true;               // reload when a file under policies_dir changes
   bool access_log = true;                   // one line per request on stderr
   std::string forward_auth_header = "Authorization";  // forward-auth's credential ("Bearer <token>" or the token)
@@ -46,6 +47,7 @@ struct Config {
   int64_t request_timeout_ms = 30'000;      // first byte of a request to its last byte (408)
   int64_t idle_timeout_ms = 30'000;         // keep-alive connection idle, or its answers unread
   int64_t max_connections = 10'000;         // at the cap the longest-idle one closes, else the new one
+  int64_t max_connections_per_address = 1'000;  // of one client address (0: no cap); trusted_proxies are exempt
   int64_t max_target_bytes = 8 * 1024;      // request target (414)
   int64_t connection_buffer_bytes = 1 << 20;  // unread answers of one connection before it is not read
   int64_t total_buffer_bytes = 32 << 20;    // buffered bytes of all connections before the greediest are not read
@@ -63,9 +65,9 @@ Status ApplyConfigFile(const std::string& path, Config* config);
 // WARDEN_TOKEN_PREFIX, WARDEN_THREADS, WARDEN_PAYLOAD_LIMIT, WARDEN_TLS_CERT, WARDEN_TLS_KEY,
 // WARDEN_TOKEN_PEPPER, WARDEN_ADMIN_EMAIL, WARDEN_ADMIN_PASSWORD, WARDEN_SESSION_TTL,
 // WARDEN_RETENTION_DAYS, WARDEN_RETENTION_ROWS, WARDEN_RETENTION_UNAUTHENTICATED_ROWS, WARDEN_ACCESS_LOG,
-// WARDEN_INVALID_TOKENS_PER_MINUTE, WARDEN_DECISION_EXPORT, WARDEN_DECISION_EXPORT_MAX_BYTES,
+// WARDEN_INVALID_TOKENS_PER_MINUTE, WARDEN_ADMIN_REQUESTS_PER_MINUTE, WARDEN_DECISION_EXPORT, WARDEN_DECISION_EXPORT_MAX_BYTES,
 // WARDEN_HEADER_TIMEOUT_MS, WARDEN_REQUEST_TIMEOUT_MS, WARDEN_IDLE_TIMEOUT_MS, WARDEN_MAX_CONNECTIONS,
-// WARDEN_MAX_TARGET_BYTES, WARDEN_CONNECTION_BUFFER_BYTES, WARDEN_TOTAL_BUFFER_BYTES,
+// WARDEN_MAX_CONNECTIONS_PER_ADDRESS, WARDEN_MAX_TARGET_BYTES, WARDEN_CONNECTION_BUFFER_BYTES, WARDEN_TOTAL_BUFFER_BYTES,
 // WARDEN_FORWARD_AUTH_HEADER, WARDEN_TRUSTED_PROXIES, WARDEN_PUBLIC_URL).
 Status ApplyEnvironment(const std::map<std::string, std::string>& env, Config* config);
 std::map<std::string, std::string> ProcessEnvironment();

@@ -13,8 +13,8 @@ Attacks (what each one sends is what tests/server/http_front_test.cc sends, at v
   long-path    GET /v1/service-accounts/ + 8,000 x 'a', then + 100,000 x 'a', in turn, in a loop
                (admin session), on --conns connections
   yaml-alias   PUT /v1/service-accounts/{--account}/permissions, Content-Type application/yaml,
-               9 levels of 9 aliases (a: &a [x,...], b: &b [*a,...], ...), --parallel at a time,
-               by a logged-in admin; after the stop signal the answers still in flight are
+               9 levels of 9 aliases (a: &a [x,...], b: &b [*a,...], ...), --parallel at a time
+               (each on a new connection, all from one thread), by a logged-in admin; after the stop signal the answers still in flight are
                awaited for up to --drain seconds (how long the server takes is part of the result)
   slowloris    --conns connections each trickling one header byte every 100-500 ms; a connection
                the server closes is counted and opened again
@@ -24,6 +24,7 @@ Attacks (what each one sends is what tests/server/http_front_test.cc sends, at v
   idle         --conns keep-alive connections, one GET /healthz answered on each, then idle; a
                connection the server closes is counted; with --reconnect it is opened again (so
                past max_connections the server keeps evicting: a connection churn)
+Every attack connects from --source (default 127.0.0.2), another address than the victim's.
 Counts: sent (requests written), answers by status (s200=, s429=, ...), closed (connections the
 server closed), connects, errors (connect/send failures), cpu_s (this process's own CPU time: it
 shares the machine with the server and the victim).
@@ -54,10 +55,27 @@ def count(key, n=1):
         COUNTS[key] += n
 
 
+SOURCE = ("127.0.0.1", 0)  # the attacker's own address (--source): not the victim's
+
+
 def connect(port, timeout=None):
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=SOURCE)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     s.settimeout(timeout)
+    count("connects")
+    return s
+
+
+def connect_nonblocking(port):
+    """A socket whose connect from SOURCE is under way (None, counted as an error, on failure)."""
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind(SOURCE)
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+    except OSError:
+        count("errors")
+        return None
     count("connects")
     return s
 
@@ -208,47 +226,73 @@ def alias_yaml(levels=9, width=9):
 
 
 def yaml_alias(a):
+    """--parallel PUTs in flight, each on a new connection, from one thread: 16 runnable Python
+    threads took most of the two CPUs from the victim's wrk (the server's loop was idle)."""
     session = login(a.port, a.password)
     body = alias_yaml(a.levels, a.width)
     COUNTS["body_bytes"] = len(body)
     req = request("PUT", f"/v1/service-accounts/{a.account}/permissions", body,
                   [f"Authorization: Bearer {session}", "Content-Type: application/yaml"])
+    sel = selectors.DefaultSelector()
+    flights = {}  # fd -> [socket, Responses, start time, bytes of req sent]
 
-    def one():
-        while not STOP.is_set():
-            t0 = time.monotonic()
-            try:
-                s = connect(a.port, timeout=None)
-                s.sendall(req)
-                count("sent")
-                parser = Responses()
-                got = []
-                deadline = None
-                while not got:
-                    if STOP.is_set() and deadline is None:
-                        deadline = time.monotonic() + a.drain
-                    s.settimeout(0.5)
-                    try:
-                        data = s.recv(65536)
-                    except socket.timeout:
-                        if deadline is not None and time.monotonic() > deadline:
-                            count("unanswered")
-                            break
+    def open_one():
+        s = connect_nonblocking(a.port)
+        if s is None:
+            return False
+        flights[s.fileno()] = [s, Responses(), time.monotonic(), 0]
+        sel.register(s, selectors.EVENT_WRITE)
+        return True
+
+    def finish(fd):
+        s = flights.pop(fd)[0]
+        sel.unregister(s)
+        s.close()
+
+    def run():
+        deadline = None
+        while flights or not STOP.is_set():
+            while not STOP.is_set() and len(flights) < a.parallel:  # keep --parallel in flight
+                if not open_one():
+                    time.sleep(0.1)
+                    break
+            if STOP.is_set() and deadline is None:
+                deadline = time.monotonic() + a.drain
+            if deadline is not None and time.monotonic() > deadline:
+                count("unanswered", len(flights))
+                for fd in list(flights):
+                    finish(fd)
+                break
+            for key, events in sel.select(0.5):
+                fd = key.fd
+                if fd not in flights:
+                    continue
+                f = flights[fd]
+                try:
+                    if events & selectors.EVENT_WRITE:
+                        f[3] += f[0].send(req[f[3]:])
+                        if f[3] == len(req):
+                            count("sent")
+                            sel.modify(f[0], selectors.EVENT_READ)
                         continue
-                    if not data:
-                        count("closed")
-                        break
-                    got = parser.feed(data)
+                    data = f[0].recv(65536)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    count("errors")
+                    data = None
+                if data == b"":
+                    count("closed")
+                got = f[1].feed(data) if data else []
+                if data and not got:
+                    continue
                 for status, _, rbody in got:
                     count(f"s{status}")
                     with LOCK:
-                        LATENCIES.append(time.monotonic() - t0)
+                        LATENCIES.append(time.monotonic() - f[2])
                         COUNTS.setdefault("first_answer", rbody[:160].decode("utf-8", "replace"))
-                s.close()
-            except OSError:
-                count("errors")
-                time.sleep(0.1)
-    return run_threads(a.parallel, one)
+                finish(fd)
+    return run_threads(1, run)
 
 
 def pipeline(a):
@@ -286,14 +330,9 @@ def slowloris(a):
     conns = {}  # fd -> [socket, bytes sent]
 
     def open_one():
-        try:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setblocking(False)
-            s.connect_ex(("127.0.0.1", a.port))
-        except OSError:
-            count("errors")
+        s = connect_nonblocking(a.port)
+        if s is None:
             return
-        count("connects")
         conns[s.fileno()] = [s, 0, Responses()]
         sel.register(s, selectors.EVENT_READ)
         heapq.heappush(heap, (time.monotonic() + random.uniform(0.1, 0.5), s.fileno()))
@@ -352,7 +391,7 @@ def idle(a):
 
     def open_one():
         try:
-            s = socket.create_connection(("127.0.0.1", a.port), timeout=10)
+            s = socket.create_connection(("127.0.0.1", a.port), timeout=10, source_address=SOURCE)
             s.setblocking(False)
             s.send(hello)
         except OSError:
@@ -376,8 +415,14 @@ def idle(a):
         COUNTS["open_after_ramp"] = len(conns)
         print("ready", file=sys.stderr, flush=True)
         while not STOP.is_set():
-            for key, _ in sel.select(0.1):
+            short = a.reconnect and len(conns) < a.conns
+            for key, _ in sel.select(0 if short else 0.1):
                 handle(key.fd)
+            # --reconnect: back to --conns at once, also after a connect the server refused
+            # (a reset connection was not reopened, and the churn died down by itself).
+            for _ in range(min(200, a.conns - len(conns)) if a.reconnect else 0):
+                if STOP.is_set() or not open_one():
+                    break
 
     def handle(fd):
         if fd not in conns:
@@ -397,8 +442,6 @@ def idle(a):
         c[0].close()
         del conns[fd]
         count("closed")
-        if a.reconnect and not STOP.is_set():
-            open_one()
 
     threads = run_threads(1, run)
     return threads
@@ -453,7 +496,12 @@ def main():
     p.add_argument("--password")
     p.add_argument("--account", default="bench-00001")
     p.add_argument("--reconnect", action="store_true", help="idle: open a new connection for each one closed")
+    p.add_argument("--source", default="127.0.0.2",
+                   help="the address the attacker connects from (all of 127/8 is loopback on Linux); "
+                        "the victim is 127.0.0.1, so per-address bounds can tell the two apart")
     a = p.parse_args()
+    global SOURCE
+    SOURCE = (a.source, 0)
     signal.signal(signal.SIGTERM, lambda *_: STOP.set())
     signal.signal(signal.SIGINT, lambda *_: STOP.set())
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)

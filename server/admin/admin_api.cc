@@ -24,6 +24,15 @@ std::string CookieValue(const Request& req, const std::string& name) {
   return {};
 }
 
+// The credential of an admin request: the bearer token (whatever follows "Bearer "; an
+// Authorization header of another scheme gives ""), else the session cookie.
+std::string CredentialOf(const Request& req, bool* via_cookie) {
+  const std::string auth = req.Header("Authorization");
+  *via_cookie = auth.empty();
+  if (auth.empty()) return CookieValue(req, kSessionCookie);
+  return auth.rfind("Bearer ", 0) == 0 ? auth.substr(7) : std::string();
+}
+
 }  // namespace
 
 std::vector<const engine::CompiledPolicy*> RolePolicies(const engine::PolicySnapshot& snapshot,
@@ -58,7 +67,8 @@ AdminApi::AdminApi(Deps deps)
       verifier_(*deps.verifier),
       checks_(deps.checks),
       policy_status_(deps.policy_status),
-      limiter_(config_.login_failures_per_minute, clock_) {}
+      limiter_(config_.login_failures_per_minute, clock_),
+      admin_limiter_(config_.admin_requests_per_minute, clock_) {}
 
 void AdminApi::Register(Router* router) {
   router_ = router;
@@ -78,8 +88,23 @@ void AdminApi::Admin(const std::string& method, const std::string& pattern, Admi
   const bool changes_state = method != "GET";
   auto wrapped = [this, handler, changes_state](const Request& req, Response& res,
                                                const Router::Captures& captures) {
+    // Per credential, looked up before the credential is (no store read for a caller over
+    // its budget); only a credential that authenticates is counted, so made-up ones cannot
+    // fill the table (they are refused 401 at the cost of one lookup each).
+    bool via_cookie = false;
+    const std::string credential = CredentialOf(req, &via_cookie);
+    const std::string key = credential.empty() ? std::string() : SessionHash(credential);
+    if (!key.empty()) {
+      if (const int64_t wait = admin_limiter_.RetryAfter(key); wait > 0) {
+        metrics_.admin_throttled++;
+        res.SetHeader("Retry-After", std::to_string(wait));
+        return WriteError(res, ResourceExhaustedError("too many admin requests with this credential; retry after " +
+                                                      std::to_string(wait) + " s"));
+      }
+    }
     StatusOr<Caller> caller = Authenticate(req);
     if (!caller.ok()) return WriteError(res, caller.status());
+    admin_limiter_.Record(key);
     caller->params = captures;
     if (changes_state && caller->via_cookie &&
         !ConstantTimeEquals(req.Header(kCsrfHeader), caller->csrf_token)) {
@@ -102,16 +127,11 @@ void AdminApi::Admin(const std::string& method, const std::string& pattern, Admi
 }
 
 StatusOr<Caller> AdminApi::Authenticate(const Request& req) {
-  std::string auth = req.Header("Authorization");
-  std::string credential;
   bool via_cookie = false;
-  if (!auth.empty()) {
-    if (auth.rfind("Bearer ", 0) != 0) return UnauthenticatedError("the Authorization header must be 'Bearer <token>'");
-    credential = auth.substr(7);
-  } else {
-    credential = CookieValue(req, kSessionCookie);
-    via_cookie = true;
-    if (credential.empty()) return UnauthenticatedError("authentication required: a session or an API token");
+  const std::string credential = CredentialOf(req, &via_cookie);
+  if (credential.empty()) {
+    return via_cookie ? UnauthenticatedError("authentication required: a session or an API token")
+                      : UnauthenticatedError("the Authorization header must be 'Bearer <token>'");
   }
   Caller caller;
   caller.snapshot = policies_.Current();

@@ -140,6 +140,7 @@ class AdminApi {
   CheckService* checks_;
   AccountPolicyStatus* policy_status_;
   RateLimiter limiter_;  // failed logins
+  RateLimiter admin_limiter_;  // admin requests, per credential (keyed by SessionHash)
   Router* router_ = nullptr;
   std::string tenant_id_ = store::kDefaultTenantId;
   // Serialises user changes with the lock-out check (two admins demoting each other at once).

@@ -29,6 +29,9 @@ constexpr uint64_t kListenerId = 0;
 constexpr uint64_t kWakeId = 1;
 constexpr size_t kMaxHeaderBytes = 16 * 1024;
 constexpr auto kAcceptPause = std::chrono::milliseconds(250);
+// Input read ahead of a connection whose request is being answered: pipelined requests wait
+// in the kernel's buffers (and the client's), not in ours, beyond this much.
+constexpr size_t kReadAhead = 64 * 1024;
 
 const char* ReasonPhrase(int status) {
   switch (status) {
@@ -124,6 +127,7 @@ const char* HttpLimitName(HttpLimit limit) {
     case HttpLimit::kTargetLength: return "target_length";
     case HttpLimit::kHeaderSize: return "header_size";
     case HttpLimit::kBodySize: return "body_size";
+    case HttpLimit::kConnectionsPerAddress: return "connections_per_address";
   }
   return "unknown";
 }
@@ -157,6 +161,7 @@ struct EventServer::Conn {
   bool lingering = false;     // answered and shut down for writing; reading what the peer
                               // still sends (say, the rest of a 413 body) so that our answer
                               // is not lost to a reset
+  size_t discarded = 0;       // bytes read and dropped while lingering (bounded: MaxRequestBytes)
   bool paused_out = false;    // not read: its unwritten answers are over the bound
   bool paused_total = false;  // not read: all connections' buffers are over the bound
   bool answered = false;      // at least one answer written: a client, not just a socket
@@ -474,6 +479,17 @@ void EventServer::Accept() {
       accept_failing_ = false;
       if (hooks_.notice) hooks_.notice("accepting new connections again");
     }
+    int remote_port = -1;
+    std::string remote_addr = AddressString(addr, &remote_port);
+    if (!AddressHasRoom(remote_addr)) {
+      // Refused before it takes anyone's place. A reset, not a FIN: a client that reconnects
+      // at once would otherwise leave a TIME_WAIT socket here per attempt.
+      Trip(HttpLimit::kConnectionsPerAddress);
+      const linger reset{1, 0};
+      setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+      ::close(fd);
+      continue;
+    }
     if (conns_.size() >= options_.max_connections) {
       Trip(HttpLimit::kConnections);
       if (!victims_found) {
@@ -493,7 +509,8 @@ void EventServer::Accept() {
     auto c = std::make_unique<Conn>();
     c->id = next_id_++;
     c->fd = fd;
-    c->remote_addr = AddressString(addr, &c->remote_port);
+    c->remote_addr = std::move(remote_addr);
+    c->remote_port = remote_port;
     c->last_active = c->idle_since = SteadyClock::now();
     c->interest = EPOLLIN;
     c->server = this;
@@ -508,6 +525,7 @@ void EventServer::Accept() {
     }
     // Accepted this pass and not yet read: the newest of the never-answered ones.
     if (victims_found) victims.silent.push_back(c->id);
+    ++per_address_[c->remote_addr];
     conns_.emplace(c->id, std::move(c));
   }
 }
@@ -562,7 +580,13 @@ void EventServer::OnReadable(Conn& c) {
   if (c.lingering) {
     for (;;) {
       ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
-      if (n > 0) continue;
+      if (n > 0) {
+        // The rest of one request is worth draining; a client that keeps sending at full
+        // speed (a pipeline that never reads) would keep the loop copying for the whole linger.
+        c.discarded += static_cast<size_t>(n);
+        if (c.discarded > MaxRequestBytes()) return Close(c.id);
+        continue;
+      }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
       return Close(c.id);  // EOF or error
@@ -574,7 +598,7 @@ void EventServer::OnReadable(Conn& c) {
     if (n > 0) {
       if (c.in.empty()) c.request_start = SteadyClock::now();  // not renewed by later bytes
       c.in.append(buf, static_cast<size_t>(n));
-      if (static_cast<size_t>(n) < sizeof buf || c.in.size() > InputCap()) break;
+      if (static_cast<size_t>(n) < sizeof buf || c.in.size() > InputCap(c)) break;
       continue;
     }
     if (n == 0) {
@@ -817,7 +841,7 @@ void EventServer::UpdateInterest(Conn& c) {
   Account(c);
   uint32_t want = 0;
   if (c.lingering ||
-      (!c.peer_closed && !c.close_after && !c.paused_out && !c.paused_total && c.in.size() <= InputCap())) {
+      (!c.peer_closed && !c.close_after && !c.paused_out && !c.paused_total && c.in.size() <= InputCap(c))) {
     want |= EPOLLIN;
   }
   if (!c.out.empty()) want |= EPOLLOUT;
@@ -829,7 +853,15 @@ void EventServer::UpdateInterest(Conn& c) {
   c.interest = want;
 }
 
-size_t EventServer::InputCap() const { return kMaxHeaderBytes + options_.max_body + 4096; }
+size_t EventServer::MaxRequestBytes() const { return kMaxHeaderBytes + options_.max_body + 4096; }
+
+size_t EventServer::InputCap(const Conn& c) const {
+  // Only a body whose headers have been read needs room for a whole request; anything else
+  // (a header block, or the next requests of a pipeline while one is answered) gets a little
+  // read-ahead. Reading a pipeline's megabyte cost a copy of it per request it held, and
+  // counted against total_buffer_bytes, which then stopped the connection for its input alone.
+  return c.headers_done ? MaxRequestBytes() : kReadAhead;
+}
 
 void EventServer::Account(Conn& c) {
   const size_t held = c.in.size() + c.Unwritten();
@@ -876,7 +908,18 @@ void EventServer::Close(uint64_t id) {
   if (it == conns_.end()) return;
   total_buffered_ -= it->second->accounted;
   ::close(it->second->fd);  // also leaves the epoll set
+  if (auto a = per_address_.find(it->second->remote_addr); a != per_address_.end() && --a->second == 0) {
+    per_address_.erase(a);
+  }
   conns_.erase(it);
+}
+
+bool EventServer::AddressHasRoom(const std::string& addr) const {
+  if (options_.max_connections_per_address == 0) return true;
+  const auto it = per_address_.find(addr);
+  if (it == per_address_.end() || it->second < options_.max_connections_per_address) return true;
+  const auto& uncapped = options_.uncapped_addresses;
+  return std::find(uncapped.begin(), uncapped.end(), addr) != uncapped.end();
 }
 
 void EventServer::CheckTimers() {

@@ -21,11 +21,15 @@
 // Everything a client can make the loop hold is bounded (see Options): the header block and
 // the whole request each have a deadline counted from their first byte, so a trickle of
 // bytes does not renew it (408, then close); an idle keep-alive connection, or one whose
-// answers do not drain, closes after `idle_timeout_ms`; a connection whose unwritten answers
+// answers do not drain, closes after `idle_timeout_ms`; beyond a body whose headers are read,
+// at most 64 KiB of a connection's input is read ahead (a pipeline waits in the kernel's
+// buffers, not ours), and after a final answer (say 413) at most one largest request more is read and
+// dropped before the connection is reset; a connection whose unwritten answers
 // pass `connection_buffer_bytes` is not read until they drain, and while all of them together
 // hold more than `total_buffer_bytes` the ones holding more than their share are not read;
 // at `max_connections` a new connection displaces the longest-idle one that was never
-// answered, else the longest-idle keep-alive one, or is refused; at most 64 connections are
+// answered, else the longest-idle keep-alive one, or is refused; one client address holds at
+// most `max_connections_per_address` (more are refused); at most 64 connections are
 // accepted a pass. Each bound reports through `Hooks::limit` when it trips.
 //
 // Out of file descriptors (or memory), the loop stops watching the listener for 250 ms at a
@@ -66,8 +70,9 @@ enum class HttpLimit {
   kTargetLength,      // request target over max_target_bytes (414)
   kHeaderSize,        // header block over 16 KiB (431)
   kBodySize,          // body over max_body (413)
+  kConnectionsPerAddress,  // max_connections_per_address reached: the new connection refused
 };
-inline constexpr size_t kHttpLimitCount = 9;
+inline constexpr size_t kHttpLimitCount = 10;
 // The label of `limit` in /metrics, e.g. "header_deadline".
 const char* HttpLimitName(HttpLimit limit);
 
@@ -80,6 +85,13 @@ class EventServer {
     int workers = 8;
     int worker_nice = 5;  // the workers' nice value (the loop keeps 0); 0 leaves them as the loop
     size_t max_connections = 10'000;
+    // Connections one client address may hold (0: no cap); past it a new one is refused at
+    // once. A client that reopens every connection it loses can then churn only its own
+    // share, not take the places of (or the loop's time from) clients on other addresses.
+    size_t max_connections_per_address = 1'000;
+    // Addresses held only to max_connections (say, a gateway or proxy in front that brings
+    // many clients' connections from one address).
+    std::vector<std::string> uncapped_addresses;
     int header_timeout_ms = 10'000;   // first byte of a request to the end of its headers
     int request_timeout_ms = 30'000;  // first byte of a request to its last
     int idle_timeout_ms = 30'000;     // no request under way, or answers not drained
@@ -165,9 +177,11 @@ class EventServer {
   // peer), else updates its epoll interest. c must not be used after.
   void Settle(Conn& c);
   void UpdateInterest(Conn& c);
-  // Unparsed input a connection may buffer (one largest request and change) before the loop
-  // stops reading it.
-  size_t InputCap() const;
+  // One largest request and change (headers, max_body).
+  size_t MaxRequestBytes() const;
+  // Unparsed input c may buffer before the loop stops reading it: MaxRequestBytes while the
+  // body of a request whose headers are read arrives, else kReadAhead.
+  size_t InputCap(const Conn& c) const;
   // Brings total_buffered_ up to date with what c holds.
   void Account(Conn& c);
   // Whether c may read more now; pauses it (and reports the bound) when not.
@@ -175,6 +189,8 @@ class EventServer {
   void ResumePaused();
   void Trip(HttpLimit limit) const;
   void Close(uint64_t id);
+  // Whether a new connection from `addr` is within max_connections_per_address.
+  bool AddressHasRoom(const std::string& addr) const;
   // Deadlines, idle and stalled connections; runs every scan_interval_.
   void CheckTimers();
   void WorkerLoop();
@@ -187,6 +203,7 @@ class EventServer {
   std::atomic<bool> stopping_{false};
   uint64_t next_id_ = 2;  // 0 = listener, 1 = wake_fd_
   std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns_;  // loop thread only
+  std::unordered_map<std::string, size_t> per_address_;         // loop thread only: open conns
   Batch batch_;                                                  // loop thread only
   std::vector<uint64_t> ready_;  // connections with buffered requests to process next pass
   bool accept_paused_ = false;                   // loop thread only

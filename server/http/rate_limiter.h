@@ -1,6 +1,7 @@
-// Counts events (failed logins, invalid tokens) per client address in one-minute windows that
-// start at an address's first event: at most `per_minute` per window, then RetryAfter > 0
-// until the window ends. Memory is bounded: a table of more than 100,000 addresses starts over.
+// Counts events (failed logins and invalid tokens per client address, admin requests per
+// credential) per key in one-minute windows that start at a key's first event: at most
+// `per_minute` per window, then RetryAfter > 0 until the window ends. Memory is bounded: a
+// table of more than 100,000 keys starts over.
 // Thread-safe.
 #pragma once
 

@@ -80,6 +80,7 @@ std::string Metrics::Render(const std::string& revision) const {
   Counter(&out, "warden_checks_handed_off_total", "Checks whose token was not cached, decided on a worker thread so the event loop never waits for the store.", checks_handed_off.load());
   Counter(&out, "warden_token_unknown_cache_hits_total", "Made-up token ids answered from the bounded unknown-id cache, without the store.", token_unknown_cache_hits.load());
   Counter(&out, "warden_invalid_token_throttled_total", "Check requests answered 429: too many invalid tokens from one client address.", invalid_token_throttled.load());
+  Counter(&out, "warden_admin_throttled_total", "Admin requests answered 429: too many with one credential (admin_requests_per_minute).", admin_throttled.load());
   static_assert(kHttpLimits == kHttpLimitCount);
   out += "# HELP warden_http_limit_total Times a bound of the HTTP front tripped (deadline, buffer, connection cap, size).\n"
          "# TYPE warden_http_limit_total counter\n";

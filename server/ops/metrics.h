@@ -43,6 +43,7 @@ struct Metrics {
   std::atomic<uint64_t> checks_handed_off{0};  // token not cached: decided on a worker, not the loop
   std::atomic<uint64_t> token_unknown_cache_hits{0};  // made-up token ids answered without the store
   std::atomic<uint64_t> invalid_token_throttled{0};   // 429s: too many invalid tokens from one address
+  std::atomic<uint64_t> admin_throttled{0};           // 429s: too many admin requests with one credential
   std::atomic<int64_t> decision_queue_depth{0};
   std::atomic<uint64_t> decision_batches{0};
   std::atomic<uint64_t> decision_rows{0};
@@ -57,7 +58,7 @@ struct Metrics {
   std::atomic<uint64_t> login_failures{0};
   std::atomic<uint64_t> decision_rows_pruned{0};
   // Times each bound of the plain-HTTP front tripped, indexed by HttpLimit (event_server.h).
-  static constexpr size_t kHttpLimits = 9;
+  static constexpr size_t kHttpLimits = 10;
   std::array<std::atomic<uint64_t>, kHttpLimits> http_limits{};
   // Set from the store when /metrics is rendered.
   std::atomic<int64_t> decision_journal_backlog_bytes{0};

@@ -162,6 +162,35 @@ TEST_CASE("failed logins are rate limited per address", "[admin]") {
   CHECK(server.Get("/v1/auth/me", session).status == 200);
 }
 
+TEST_CASE("admin requests are rate limited per credential", "[admin]") {
+  TempDir dir;
+  TestServer server({.data_dir = dir.path(), .env = {{"WARDEN_ADMIN_REQUESTS_PER_MINUTE", "5"}}});
+  const std::string first = server.Login();
+  const std::string second = server.Login();
+  for (int i = 0; i < 5; ++i) {
+    INFO("request " << i);
+    CHECK(server.Get("/v1/auth/me", first).status == 200);
+  }
+  // Reads and writes alike, before the session is looked up.
+  for (const std::string& method : {std::string("GET"), std::string("PUT")}) {
+    Reply r = server.Call(method, "/v1/service-accounts/nobody/permissions", "a: &a [x]\n", first, {},
+                          "application/yaml");
+    CHECK_ERROR(r, 429, "resource_exhausted");
+    const std::string retry = r.Header("Retry-After");
+    REQUIRE(!retry.empty());
+    CHECK(std::stoi(retry) >= 1);
+    CHECK(std::stoi(retry) <= 60);
+  }
+  // Another credential has its own budget; credentials that do not authenticate use none
+  // (they are refused 401 each time, never 429).
+  CHECK(server.Get("/v1/auth/me", second).status == 200);
+  for (int i = 0; i < 7; ++i) CHECK_ERROR(server.Get("/v1/auth/me", "wds_not-a-session"), 401, "unauthenticated");
+  // Unauthenticated routes are not admin requests.
+  CHECK(server.Get("/healthz").status == 200);
+  const std::string metrics = server.Get("/metrics").body;
+  CHECK(metrics.find("\nwarden_admin_throttled_total 2\n") != std::string::npos);
+}
+
 TEST_CASE("under TLS the server speaks https and the session cookie is Secure", "[admin]") {
   TempDir dir;
   const TlsFiles tls = MakeTestCertificate(dir.path());
