@@ -33,18 +33,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr char kNginx[] = "/usr/sbin/nginx";
 
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);  // nginx binds it right after
-  return ntohs(addr.sin_port);
-}
 
 // nginx in the foreground, proxying round robin to `ports`, on a free port.
 class Nginx {
