@@ -40,11 +40,13 @@ namespace warden::store {
 
 // A chunk holds at most this many rows, and rows whose seqs lie less than kMaxChunkSpan apart:
 // a page of a history reads one or two chunks, and a query for the rows before seq S finds
-// every chunk holding one among those with last_seq < S + kMaxChunkSpan. The span is 2^20
-// since chunks stay open across mover passes (a principal with 0.1% of the traffic fills a
-// chunk over ~500k seqs); chunks written with 2^16 satisfy the wider bound.
+// every chunk holding one among those with last_seq < S + kMaxChunkSpan. Chunks held open
+// across mover passes reach this bound for every principal with under ~1/128 of the traffic;
+// a wider span (2^20 was tried) fills their chunks more but makes a deep tenant-wide page
+// decode every chunk straddling its cursor: about span rows, 106 ms at 2^20 against the 10 ms
+// target (docs/benchmarks.md, session 8).
 inline constexpr size_t kMaxChunkRows = 512;
-inline constexpr int64_t kMaxChunkSpan = 1 << 20;
+inline constexpr int64_t kMaxChunkSpan = 1 << 16;
 
 // Builds one chunk from rows added in ascending seq order (each distinct string is copied
 // once; a row need not outlive Add()). Kept small, as the mover holds one per active

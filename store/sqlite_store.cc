@@ -15,7 +15,6 @@
 #include <functional>
 #include <limits>
 #include <optional>
-#include <queue>
 #include <system_error>
 #include <unordered_map>
 
@@ -1536,44 +1535,48 @@ StatusOr<Page<DecisionRow>> SqliteStore::Query(const DecisionQuery& q) {
   if (q.until > 0) s.Bind(6, q.until);
 
   // The tenant's chunks of different principals overlap in seq: merge them, those of the
-  // table and those held. The matching rows of the chunks read so far wait in a max-heap by
-  // seq; the newest of them is next once no unread chunk can hold a newer row, that is once
-  // it is newer than the next chunk's last_seq.
+  // table and those held. The page is the limit + 1 newest matching rows; they are kept in a
+  // min-heap by seq. Chunks come newest first (by last_seq), so once limit + 1 rows are kept a
+  // chunk whose last_seq is below the oldest of them, and every chunk after it, has nothing
+  // for the page. (Keeping every matching row of every chunk read, as before chunks stayed
+  // open, made a deep tenant-wide page of 512-row chunks cost ~50 ms in moves.)
   std::vector<DecisionRow> decoded;
-  std::vector<DecisionRow> waiting;  // rows that match, indexed by the heap
-  std::priority_queue<std::pair<int64_t, size_t>> heap;  // (seq, index into waiting)
+  std::vector<DecisionRow> kept;
+  const auto newer = [](const DecisionRow& a, const DecisionRow& b) { return a.seq > b.seq; };  // min-heap
+  const size_t want = static_cast<size_t>(limit) + 1;
   std::string blob;
   size_t next_held = 0;
-  Page<DecisionRow> page;
   ASSIGN_OR_RETURN(bool more, s.Step("querying the decision log"));
-  // The last_seq of the next unread chunk, INT64_MIN when none is left.
-  const auto next_last = [&] {
-    int64_t n = more ? s.Int(0) : std::numeric_limits<int64_t>::min();
-    if (next_held < held.size()) n = std::max(n, held[next_held]->builder.last_seq());
-    return n;
-  };
-  while (static_cast<int>(page.items.size()) <= limit) {
-    for (int64_t next = next_last(); next != std::numeric_limits<int64_t>::min() && (heap.empty() || heap.top().first <= next);
-         next = next_last()) {
-      decoded.clear();
-      if (next_held < held.size() && held[next_held]->builder.last_seq() == next) {
-        held[next_held++]->builder.Peek(&blob);
-        RETURN_IF_ERROR(DecodeChunk(blob, &decoded));
-      } else {
-        RETURN_IF_ERROR(DecodeChunk(s.BlobView(1), &decoded));
-        ASSIGN_OR_RETURN(more, s.Step("querying the decision log"));
-      }
-      for (DecisionRow& d : decoded) {
-        if (!Matches(q, before, d)) continue;
-        heap.emplace(d.seq, waiting.size());
-        waiting.push_back(std::move(d));
+  for (;;) {
+    int64_t next = more ? s.Int(0) : std::numeric_limits<int64_t>::min();
+    const bool from_held = next_held < held.size() && held[next_held]->builder.last_seq() >= next;
+    if (from_held) next = held[next_held]->builder.last_seq();
+    if (next == std::numeric_limits<int64_t>::min() && !from_held) break;
+    if (kept.size() == want && kept.front().seq > next) break;
+    decoded.clear();
+    if (from_held) {
+      held[next_held++]->builder.Peek(&blob);
+      RETURN_IF_ERROR(DecodeChunk(blob, &decoded));
+    } else {
+      RETURN_IF_ERROR(DecodeChunk(s.BlobView(1), &decoded));
+      ASSIGN_OR_RETURN(more, s.Step("querying the decision log"));
+    }
+    for (DecisionRow& d : decoded) {
+      if (!Matches(q, before, d)) continue;
+      if (kept.size() < want) {
+        kept.push_back(std::move(d));
+        std::push_heap(kept.begin(), kept.end(), newer);
+      } else if (d.seq > kept.front().seq) {
+        std::pop_heap(kept.begin(), kept.end(), newer);
+        kept.back() = std::move(d);
+        std::push_heap(kept.begin(), kept.end(), newer);
       }
     }
-    if (heap.empty()) break;
-    page.items.push_back(std::move(waiting[heap.top().second]));
-    heap.pop();
   }
-  if (static_cast<int>(page.items.size()) > limit) {
+  std::sort(kept.begin(), kept.end(), newer);  // newest first
+  Page<DecisionRow> page;
+  page.items = std::move(kept);
+  if (page.items.size() > static_cast<size_t>(limit)) {
     page.items.resize(limit);
     page.next_cursor = EncodeCursor(page.items.back().seq);
   }
