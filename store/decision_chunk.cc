@@ -262,14 +262,15 @@ size_t ChunkBuilder::MemoryBytes() const {
          slots_.capacity() * sizeof(uint32_t);
 }
 
-Status DecodeChunk(std::string_view blob, std::vector<DecisionRow>* out) {
+Status DecodeChunkIf(std::string_view blob, const std::function<bool(const DecisionRowHead&)>& keep,
+                     std::vector<DecisionRow>* out) {
   Reader in{reinterpret_cast<const unsigned char*>(blob.data()),
             reinterpret_cast<const unsigned char*>(blob.data()) + blob.size()};
   const auto corrupt = [] { return InternalError("a decision-log chunk is corrupt"); };
   const uint8_t version = in.Byte();
   if (version < kVersion1 || version > kVersion || !in.ok) return corrupt();
-  const size_t dict_fields = version >= kVersion3 ? SIZE_MAX : kVersion2DictFields;
-  uint64_t previous[ChunkBuilder::kDictFields] = {};  // version 4: the previous row's indexes
+  const size_t dict_fields = version >= kVersion3 ? ChunkBuilder::kDictFields : kVersion2DictFields;
+  uint64_t index[ChunkBuilder::kDictFields] = {};  // the row's indexes (version 4: the previous row's until read)
   int64_t seq = static_cast<int64_t>(in.Varint());
   const uint64_t n_strings = in.Varint();
   if (!in.ok || n_strings > static_cast<uint64_t>(in.end - in.p)) return corrupt();  // >= 1 byte each
@@ -282,49 +283,48 @@ Status DecodeChunk(std::string_view blob, std::vector<DecisionRow>* out) {
   const uint64_t n_rows = in.Varint();
   if (!in.ok || n_rows > static_cast<uint64_t>(in.end - in.p) / min_row_bytes) return corrupt();
   const size_t start = out->size();
-  out->resize(start + n_rows);
   int64_t time = 0;
+  // Each row is read to its end (its indexes and id located, nothing copied); only the rows
+  // `keep` takes are built, so a query pays for the strings of the rows it returns.
   for (uint64_t i = 0; i < n_rows && in.ok; ++i) {
-    DecisionRow& r = (*out)[start + i];
     seq = WrappingAdd(seq, static_cast<int64_t>(in.Varint()));
     time = WrappingAdd(time, UnZigZag(in.Varint()));
-    r.seq = seq;
-    r.time = time;
-    r.latency_us = UnZigZag(in.Varint());
+    const int64_t latency_us = UnZigZag(in.Varint());
     const uint8_t flags = in.Byte();
-    r.allowed = (flags & kAllowedBit) != 0;
-    if (version == kVersion1) {
-      r.allowed = flags != 0;
-      r.id = in.Bytes();
-    } else if (flags & kCompactUlidBit) {
-      const int64_t ms = WrappingAdd(time, UnZigZag(in.Varint()));
+    const bool allowed = version == kVersion1 ? flags != 0 : (flags & kAllowedBit) != 0;
+    std::string_view id_text;
+    const unsigned char* id_random = nullptr;  // a compact ULID's 80 random bits
+    int64_t id_ms = 0;
+    if (version != kVersion1 && (flags & kCompactUlidBit)) {
+      id_ms = WrappingAdd(time, UnZigZag(in.Varint()));
       if (!in.ok || in.end - in.p < 10) {
         in.ok = false;
         break;
       }
-      r.id = JoinUlid(static_cast<uint64_t>(ms), in.p);
+      id_random = in.p;
       in.p += 10;
     } else {
-      r.id = in.Bytes();
+      id_text = in.Bytes();
     }
     uint32_t same = 0;  // version 4's mask
     if (version >= kVersion) {
       for (size_t b = 0; b < kMaskBytes; ++b) same |= static_cast<uint32_t>(in.Byte()) << (8 * b);
     }
-    const auto fields = DictFields(r);
-    for (size_t f = 0; f < fields.size(); ++f) {
-      if (f >= dict_fields) {  // a field older versions lack
-        fields[f]->clear();
-        continue;
-      }
-      const uint64_t index = (same >> f) & 1 ? previous[f] : in.Varint();
-      previous[f] = index;
-      if (index >= strings.size()) {
-        in.ok = false;
-        break;
-      }
-      *fields[f] = strings[index];
+    for (size_t f = 0; f < dict_fields; ++f) {
+      if (!((same >> f) & 1)) index[f] = in.Varint();
+      if (index[f] >= strings.size()) in.ok = false;
     }
+    if (!in.ok) break;
+    constexpr size_t kModel = 5, kAction = 6;  // in DictFields order
+    if (keep && !keep(DecisionRowHead{seq, time, allowed, strings[index[kModel]], strings[index[kAction]]})) continue;
+    DecisionRow& r = out->emplace_back();
+    r.seq = seq;
+    r.time = time;
+    r.latency_us = latency_us;
+    r.allowed = allowed;
+    r.id = id_random ? JoinUlid(static_cast<uint64_t>(id_ms), id_random) : std::string(id_text);
+    const auto fields = DictFields(r);
+    for (size_t f = 0; f < dict_fields; ++f) *fields[f] = strings[index[f]];  // older versions leave the rest empty
   }
   if (!in.ok || in.p != in.end) {
     out->resize(start);
@@ -332,5 +332,7 @@ Status DecodeChunk(std::string_view blob, std::vector<DecisionRow>* out) {
   }
   return Status::Ok();
 }
+
+Status DecodeChunk(std::string_view blob, std::vector<DecisionRow>* out) { return DecodeChunkIf(blob, nullptr, out); }
 
 }  // namespace warden::store

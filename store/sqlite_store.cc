@@ -1489,7 +1489,7 @@ Status SqliteStore::AppendDecisions(std::vector<DecisionRow>* rows) {
 namespace {
 
 // The query's row filters (the principal is the chunk's, filtered in SQL).
-bool Matches(const DecisionQuery& q, int64_t before, const DecisionRow& d) {
+bool Matches(const DecisionQuery& q, int64_t before, const DecisionRowHead& d) {
   return d.seq < before && (!q.allowed || d.allowed == *q.allowed) &&
          (q.model.empty() || d.model == q.model) && (q.action.empty() || d.action == q.action) &&
          (q.since <= 0 || d.time >= q.since) && (q.until <= 0 || d.time < q.until);
@@ -1554,15 +1554,37 @@ StatusOr<Page<DecisionRow>> SqliteStore::Query(const DecisionQuery& q) {
     if (next == std::numeric_limits<int64_t>::min() && !from_held) break;
     if (kept.size() == want && kept.front().seq > next) break;
     decoded.clear();
+    // Only rows that would enter the page now are built (the bar only rises while a chunk
+    // is decoded, so some built rows are dropped below, never the other way round).
+    const int64_t bar = kept.size() == want ? kept.front().seq : std::numeric_limits<int64_t>::min();
+    // A chunk's rows ascend by seq, so of its matching rows only the last `want` can enter:
+    // when more match (the newest page of a busy history), a first pass counts them and the
+    // second builds only those.
+    size_t matching = 0, skip = 0;
+    const auto count = [&](const DecisionRowHead& d) {
+      matching += d.seq > bar && Matches(q, before, d);
+      return false;
+    };
+    const auto keep = [&](const DecisionRowHead& d) {
+      if (d.seq <= bar || !Matches(q, before, d)) return false;
+      if (skip == 0) return true;
+      --skip;
+      return false;
+    };
+    std::string_view chunk;
     if (from_held) {
       held[next_held++]->builder.Peek(&blob);
-      RETURN_IF_ERROR(DecodeChunk(blob, &decoded));
+      chunk = blob;
     } else {
-      RETURN_IF_ERROR(DecodeChunk(s.BlobView(1), &decoded));
+      chunk = s.BlobView(1);
+    }
+    RETURN_IF_ERROR(DecodeChunkIf(chunk, count, &decoded));
+    skip = matching > want ? matching - want : 0;
+    RETURN_IF_ERROR(DecodeChunkIf(chunk, keep, &decoded));
+    if (!from_held) {
       ASSIGN_OR_RETURN(more, s.Step("querying the decision log"));
     }
     for (DecisionRow& d : decoded) {
-      if (!Matches(q, before, d)) continue;
       if (kept.size() < want) {
         kept.push_back(std::move(d));
         std::push_heap(kept.begin(), kept.end(), newer);

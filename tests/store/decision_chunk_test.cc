@@ -248,6 +248,35 @@ TEST_CASE("A row that repeats the strings of the rows before it takes about 22 b
   for (size_t i = 0; i < out.size(); ++i) CheckSameRow(out[i], rows[i]);
 }
 
+TEST_CASE("DecodeChunkIf builds only the rows its filter keeps, as DecodeChunk builds them", "[store][chunk]") {
+  std::vector<DecisionRow> rows;
+  for (int i = 0; i < 40; ++i) rows.push_back(Row(10 + 3 * i, 5000 + i, i));
+  const std::string blob = Encode(rows);
+  std::vector<int64_t> heads;
+  std::vector<DecisionRow> out;
+  REQUIRE(DecodeChunkIf(blob, [&](const DecisionRowHead& h) {
+    heads.push_back(h.seq);
+    const DecisionRow& want = rows[heads.size() - 1];
+    CHECK(h.time == want.time);
+    CHECK(h.allowed == want.allowed);
+    CHECK(h.model == want.model);
+    CHECK(h.action == want.action);
+    return h.model == "company" && !h.allowed;
+  }, &out).ok());
+  CHECK(heads.size() == rows.size());  // every row is seen, in order
+  std::vector<DecisionRow> expected;
+  for (const DecisionRow& r : rows) {
+    if (r.model == "company" && !r.allowed) expected.push_back(r);
+  }
+  REQUIRE(out.size() == expected.size());
+  REQUIRE_FALSE(out.empty());
+  for (size_t i = 0; i < out.size(); ++i) CheckSameRow(out[i], expected[i]);
+  // A corrupt blob is still an error when the filter keeps nothing.
+  out.clear();
+  CHECK_FALSE(DecodeChunkIf(blob.substr(0, blob.size() - 1), [](const DecisionRowHead&) { return false; }, &out).ok());
+  CHECK(out.empty());
+}
+
 TEST_CASE("A chunk that does not check out is an error and decodes nothing", "[store][chunk]") {
   std::vector<DecisionRow> rows;
   for (int i = 0; i < 20; ++i) rows.push_back(Row(50 + i, 1000 + i, i));
