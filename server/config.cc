@@ -65,6 +65,8 @@ Status Apply(const std::string& key, const std::string& value, Config* c) {
   if (key == "max_target_bytes") { ASSIGN_OR_RETURN(c->max_target_bytes, ParseInt(key, value)); return Status(); }
   if (key == "connection_buffer_bytes") { ASSIGN_OR_RETURN(c->connection_buffer_bytes, ParseInt(key, value)); return Status(); }
   if (key == "total_buffer_bytes") { ASSIGN_OR_RETURN(c->total_buffer_bytes, ParseInt(key, value)); return Status(); }
+  if (key == "decision_chunk_age_ms") { ASSIGN_OR_RETURN(c->decision_chunk_age_ms, ParseInt(key, value)); return Status(); }
+  if (key == "test_decision_backlog_bytes") { ASSIGN_OR_RETURN(c->test_decision_backlog_bytes, ParseInt(key, value)); return Status(); }
   if (key == "test_token_lookup_delay_ms") { ASSIGN_OR_RETURN(int64_t v, ParseInt(key, value)); c->test_token_lookup_delay_ms = static_cast<int>(v); return Status(); }
   if (key == "watch_policies") { ASSIGN_OR_RETURN(c->watch_policies, ParseBool(key, value)); return Status(); }
   if (key == "access_log") { ASSIGN_OR_RETURN(c->access_log, ParseBool(key, value)); return Status(); }
@@ -126,6 +128,8 @@ Status ApplyEnvironment(const std::map<std::string, std::string>& env, Config* c
       {"WARDEN_INVALID_TOKENS_PER_MINUTE", "invalid_tokens_per_minute"},
       {"WARDEN_ADMIN_REQUESTS_PER_MINUTE", "admin_requests_per_minute"},
       {"WARDEN_TEST_TOKEN_LOOKUP_DELAY_MS", "test_token_lookup_delay_ms"},
+      {"WARDEN_TEST_DECISION_BACKLOG_BYTES", "test_decision_backlog_bytes"},
+      {"WARDEN_DECISION_CHUNK_AGE_MS", "decision_chunk_age_ms"},
       {"WARDEN_DECISION_EXPORT", "decision_export_path"},
       {"WARDEN_DECISION_EXPORT_MAX_BYTES", "decision_export_max_bytes"},
       {"WARDEN_HEADER_TIMEOUT_MS", "header_timeout_ms"}, {"WARDEN_REQUEST_TIMEOUT_MS", "request_timeout_ms"},

@@ -41,6 +41,13 @@ struct Config {
   std::string forward_auth_header = "Authorization";  // forward-auth's credential ("Bearer <token>" or the token)
   std::string trusted_proxies;              // comma-separated peer addresses whose X-Forwarded-For / X-Real-IP count
   int test_token_lookup_delay_ms = 0;       // tests only: every token lookup in the store first waits this long
+  // SQLite: how long a principal's decision chunk may stay open in memory before it is written
+  // (sooner when it is full or memory asks); readers of the API see its rows meanwhile, plain
+  // SQL readers of the file do not.
+  int64_t decision_chunk_age_ms = 5000;
+  // Tests only: > 0 bounds the SQLite decision log's backlog to this many bytes and stops its
+  // background mover (only reads move rows), so the bound's 503 can be reached on purpose.
+  int64_t test_decision_backlog_bytes = 0;
   // Bounds of the plain-HTTP front (server/event_server.h), each counted in /metrics as
   // warden_http_limit_total{limit=...} when it trips.
   int64_t header_timeout_ms = 10'000;       // first byte of a request to the end of its headers (408)

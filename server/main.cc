@@ -107,7 +107,10 @@ int Serve(warden::server::Config config, const std::string& config_file) {
     return 1;
   }
   auto& clock = warden::SystemClock::Get();
-  auto store = warden::store::OpenStore(config.StoreLocation(), clock, {.local_dir = config.data_dir});
+  auto store = warden::store::OpenStore(config.StoreLocation(), clock,
+                                        {.local_dir = config.data_dir,
+                                         .decision_chunk_age_ms = config.decision_chunk_age_ms,
+                                         .test_decision_backlog_bytes = config.test_decision_backlog_bytes});
   if (!store.ok()) {
     std::fprintf(stderr, "warden: cannot open %s: %s\n", warden::store::RedactLocation(config.StoreLocation()).c_str(),
                  store.status().message().c_str());

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <functional>
 #include <string_view>
 
 namespace warden::store {
@@ -11,10 +12,13 @@ namespace {
 // Version 1 stored each row's id as text (27 bytes for a ULID); version 2 stores a ULID as
 // its time relative to the row's time (a varint, one byte when they agree) and its 80 random
 // bits (10 bytes): 17 bytes less a decision; version 3 adds caller_id and caller_name to the
-// dictionary fields. All are read; chunks are written as version 3.
+// dictionary fields; version 4 writes only the indexes that differ from the previous row's.
+// All are read; chunks are written as version 4.
 constexpr uint8_t kVersion1 = 1;
 constexpr uint8_t kVersion2 = 2;
-constexpr uint8_t kVersion = 3;  // version 2 and the caller fields
+constexpr uint8_t kVersion3 = 3;  // version 2 and the caller fields
+constexpr uint8_t kVersion = 4;   // version 3 and the repeat mask
+constexpr size_t kMaskBytes = 3;
 constexpr size_t kVersion2DictFields = 16;
 // Version 2's row flags byte: bit 0 allowed, bit 1 the id is a ULID in compact form.
 constexpr uint8_t kAllowedBit = 1;
@@ -133,26 +137,55 @@ struct Reader {
 }  // namespace
 
 uint32_t ChunkBuilder::Intern(size_t field, std::string_view value) {
-  Recent& recent = recent_[field];
-  for (int i = 0; i < recent.size; ++i) {
-    if (recent.value[i] == value) return recent.index[i];
-  }
-  auto it = index_.find(value);
-  if (it == index_.end()) {
-    const std::string_view owned = owned_.emplace_back(value);
-    it = index_.emplace(owned, static_cast<uint32_t>(strings_.size())).first;
-    strings_.push_back(owned);
-  }
-  int slot = recent.size;
-  if (recent.size < 2) {
-    ++recent.size;
+  uint32_t* previous = previous_[field];
+  if (previous[0] < spans_.size() && String(previous[0]) == value) return previous[0];
+  constexpr size_t kLinear = 8;  // strings looked up by a scan before the index is built
+  uint32_t found = UINT32_MAX;
+  if (previous[1] < spans_.size() && String(previous[1]) == value) {
+    found = previous[1];
+  } else if (slots_.empty()) {
+    for (uint32_t i = 0; i < spans_.size(); ++i) {
+      if (String(i) == value) {
+        found = i;
+        break;
+      }
+    }
   } else {
-    slot = recent.next;  // the older of the two
-    recent.next ^= 1;
+    const size_t mask = slots_.size() - 1;
+    for (size_t h = std::hash<std::string_view>()(value) & mask; slots_[h] != 0; h = (h + 1) & mask) {
+      if (String(slots_[h] - 1) == value) {
+        found = slots_[h] - 1;
+        break;
+      }
+    }
   }
-  recent.value[slot] = it->first;
-  recent.index[slot] = it->second;
-  return it->second;
+  if (found == UINT32_MAX) {
+    found = static_cast<uint32_t>(spans_.size());
+    PutVarint(&dict_, value.size());
+    spans_.emplace_back(static_cast<uint32_t>(dict_.size()), static_cast<uint32_t>(value.size()));
+    dict_.append(value);
+    if (spans_.size() > kLinear && spans_.size() * 2 > slots_.size()) {
+      Rehash(std::max<size_t>(32, slots_.size() * 2));
+    } else if (!slots_.empty()) {
+      const size_t mask = slots_.size() - 1;
+      size_t h = std::hash<std::string_view>()(value) & mask;
+      while (slots_[h] != 0) h = (h + 1) & mask;
+      slots_[h] = found + 1;
+    }
+  }
+  previous[1] = previous[0];
+  previous[0] = found;
+  return found;
+}
+
+void ChunkBuilder::Rehash(size_t slots) {
+  slots_.assign(slots, 0);
+  const size_t mask = slots - 1;
+  for (uint32_t i = 0; i < spans_.size(); ++i) {
+    size_t h = std::hash<std::string_view>()(String(i)) & mask;
+    while (slots_[h] != 0) h = (h + 1) & mask;
+    slots_[h] = i + 1;
+  }
 }
 
 bool ChunkBuilder::Add(const DecisionRow& row) {
@@ -177,8 +210,20 @@ bool ChunkBuilder::Add(const DecisionRow& row) {
     PutBytes(&body_, row.id);
   }
   const auto fields = DictFields(row);
-  static_assert(fields.size() == kDictFields);
-  for (size_t f = 0; f < kDictFields; ++f) PutVarint(&body_, Intern(f, *fields[f]));
+  static_assert(fields.size() == kDictFields && kDictFields <= 8 * kMaskBytes);
+  const size_t mask_at = body_.size();
+  body_.append(kMaskBytes, '\0');
+  uint32_t mask = 0;
+  for (size_t f = 0; f < kDictFields; ++f) {
+    const uint32_t before = previous_[f][0];
+    const uint32_t index = Intern(f, *fields[f]);
+    if (index == before) {
+      mask |= uint32_t{1} << f;
+    } else {
+      PutVarint(&body_, index);
+    }
+  }
+  for (size_t i = 0; i < kMaskBytes; ++i) body_[mask_at + i] = static_cast<char>((mask >> (8 * i)) & 0xff);
   ++rows_;
   last_seq_ = row.seq;
   last_time_ = row.time;
@@ -187,79 +232,99 @@ bool ChunkBuilder::Add(const DecisionRow& row) {
   return true;
 }
 
-void ChunkBuilder::Finish(std::string* out) {
+void ChunkBuilder::Peek(std::string* out) const {
   out->clear();
+  out->reserve(24 + dict_.size() + body_.size());
   out->push_back(static_cast<char>(kVersion));
   PutVarint(out, static_cast<uint64_t>(first_seq_));
-  PutVarint(out, strings_.size());
-  for (std::string_view s : strings_) PutBytes(out, s);
+  PutVarint(out, spans_.size());
+  out->append(dict_);
   PutVarint(out, rows_);
   out->append(body_);
-  rows_ = 0;
-  body_.clear();
-  strings_.clear();
-  index_.clear();
-  owned_.clear();
-  std::fill(std::begin(recent_), std::end(recent_), Recent{});
 }
 
-Status DecodeChunk(std::string_view blob, std::vector<DecisionRow>* out) {
+void ChunkBuilder::Finish(std::string* out) {
+  Peek(out);
+  Clear();
+}
+
+void ChunkBuilder::Clear() {
+  rows_ = 0;
+  body_.clear();
+  dict_.clear();
+  spans_.clear();
+  slots_.clear();
+  for (auto& p : previous_) p[0] = p[1] = 0;
+}
+
+size_t ChunkBuilder::MemoryBytes() const {
+  return sizeof(*this) + body_.capacity() + dict_.capacity() + spans_.capacity() * sizeof(spans_[0]) +
+         slots_.capacity() * sizeof(uint32_t);
+}
+
+Status DecodeChunkIf(std::string_view blob, const std::function<bool(const DecisionRowHead&)>& keep,
+                     std::vector<DecisionRow>* out) {
   Reader in{reinterpret_cast<const unsigned char*>(blob.data()),
             reinterpret_cast<const unsigned char*>(blob.data()) + blob.size()};
   const auto corrupt = [] { return InternalError("a decision-log chunk is corrupt"); };
   const uint8_t version = in.Byte();
-  if ((version != kVersion && version != kVersion2 && version != kVersion1) || !in.ok) return corrupt();
-  const size_t dict_fields = version == kVersion ? SIZE_MAX : kVersion2DictFields;
+  if (version < kVersion1 || version > kVersion || !in.ok) return corrupt();
+  const size_t dict_fields = version >= kVersion3 ? ChunkBuilder::kDictFields : kVersion2DictFields;
+  uint64_t index[ChunkBuilder::kDictFields] = {};  // the row's indexes (version 4: the previous row's until read)
   int64_t seq = static_cast<int64_t>(in.Varint());
   const uint64_t n_strings = in.Varint();
   if (!in.ok || n_strings > static_cast<uint64_t>(in.end - in.p)) return corrupt();  // >= 1 byte each
   std::vector<std::string_view> strings;
   strings.reserve(n_strings);
   for (uint64_t i = 0; i < n_strings && in.ok; ++i) strings.push_back(in.Bytes());
-  // A row takes at least kMinRowBytes: a count beyond what is left is corrupt (and is not
+  // A row takes at least min_row_bytes: a count beyond what is left is corrupt (and is not
   // allocated).
-  constexpr uint64_t kMinRowBytes = 5 + 16;
+  const uint64_t min_row_bytes = version >= kVersion ? 5 + kMaskBytes : 5 + 16;
   const uint64_t n_rows = in.Varint();
-  if (!in.ok || n_rows > static_cast<uint64_t>(in.end - in.p) / kMinRowBytes) return corrupt();
+  if (!in.ok || n_rows > static_cast<uint64_t>(in.end - in.p) / min_row_bytes) return corrupt();
   const size_t start = out->size();
-  out->resize(start + n_rows);
   int64_t time = 0;
+  // Each row is read to its end (its indexes and id located, nothing copied); only the rows
+  // `keep` takes are built, so a query pays for the strings of the rows it returns.
   for (uint64_t i = 0; i < n_rows && in.ok; ++i) {
-    DecisionRow& r = (*out)[start + i];
     seq = WrappingAdd(seq, static_cast<int64_t>(in.Varint()));
     time = WrappingAdd(time, UnZigZag(in.Varint()));
-    r.seq = seq;
-    r.time = time;
-    r.latency_us = UnZigZag(in.Varint());
+    const int64_t latency_us = UnZigZag(in.Varint());
     const uint8_t flags = in.Byte();
-    r.allowed = (flags & kAllowedBit) != 0;
-    if (version == kVersion1) {
-      r.allowed = flags != 0;
-      r.id = in.Bytes();
-    } else if (flags & kCompactUlidBit) {
-      const int64_t ms = WrappingAdd(time, UnZigZag(in.Varint()));
+    const bool allowed = version == kVersion1 ? flags != 0 : (flags & kAllowedBit) != 0;
+    std::string_view id_text;
+    const unsigned char* id_random = nullptr;  // a compact ULID's 80 random bits
+    int64_t id_ms = 0;
+    if (version != kVersion1 && (flags & kCompactUlidBit)) {
+      id_ms = WrappingAdd(time, UnZigZag(in.Varint()));
       if (!in.ok || in.end - in.p < 10) {
         in.ok = false;
         break;
       }
-      r.id = JoinUlid(static_cast<uint64_t>(ms), in.p);
+      id_random = in.p;
       in.p += 10;
     } else {
-      r.id = in.Bytes();
+      id_text = in.Bytes();
     }
+    uint32_t same = 0;  // version 4's mask
+    if (version >= kVersion) {
+      for (size_t b = 0; b < kMaskBytes; ++b) same |= static_cast<uint32_t>(in.Byte()) << (8 * b);
+    }
+    for (size_t f = 0; f < dict_fields; ++f) {
+      if (!((same >> f) & 1)) index[f] = in.Varint();
+      if (index[f] >= strings.size()) in.ok = false;
+    }
+    if (!in.ok) break;
+    constexpr size_t kModel = 5, kAction = 6;  // in DictFields order
+    if (keep && !keep(DecisionRowHead{seq, time, allowed, strings[index[kModel]], strings[index[kAction]]})) continue;
+    DecisionRow& r = out->emplace_back();
+    r.seq = seq;
+    r.time = time;
+    r.latency_us = latency_us;
+    r.allowed = allowed;
+    r.id = id_random ? JoinUlid(static_cast<uint64_t>(id_ms), id_random) : std::string(id_text);
     const auto fields = DictFields(r);
-    for (size_t f = 0; f < fields.size(); ++f) {
-      if (f >= dict_fields) {  // a field older versions lack
-        fields[f]->clear();
-        continue;
-      }
-      const uint64_t index = in.Varint();
-      if (index >= strings.size()) {
-        in.ok = false;
-        break;
-      }
-      *fields[f] = strings[index];
-    }
+    for (size_t f = 0; f < dict_fields; ++f) *fields[f] = strings[index[f]];  // older versions leave the rest empty
   }
   if (!in.ok || in.p != in.end) {
     out->resize(start);
@@ -267,5 +332,7 @@ Status DecodeChunk(std::string_view blob, std::vector<DecisionRow>* out) {
   }
   return Status::Ok();
 }
+
+Status DecodeChunk(std::string_view blob, std::vector<DecisionRow>* out) { return DecodeChunkIf(blob, nullptr, out); }
 
 }  // namespace warden::store

@@ -15,7 +15,6 @@
 #include <functional>
 #include <limits>
 #include <optional>
-#include <queue>
 #include <system_error>
 #include <unordered_map>
 
@@ -308,7 +307,9 @@ SqliteStore::~SqliteStore() {
   }
   ingester_cv_.notify_all();
   if (ingester_.joinable()) ingester_.join();
-  if (journal_) (void)FlushDecisions();  // what is left stays in the journal for the next Open
+  // Everything is stored and the segments deleted; on failure the journal keeps the rest for
+  // the next Open.
+  if (options_.decision_log && !segments_.empty()) (void)FlushDecisions();
 }
 
 namespace {
@@ -372,7 +373,7 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path
     const bool restricted = ::fchmod(fd, 0600) == 0;
     ::close(fd);
     if (!restricted) return UnavailableError("cannot make " + path + " owner-only: " + std::strerror(errno));
-    for (const char* suffix : {"-wal", "-shm", "-decisions"}) (void)::chmod((path + suffix).c_str(), 0600);
+    for (const char* suffix : {"-wal", "-shm"}) (void)::chmod((path + suffix).c_str(), 0600);
   }
   ASSIGN_OR_RETURN(store->admin_, Connection::Open(path, options.busy_timeout_ms));
   // Takes effect only when the file is new (before its first table). Each move rewrites the
@@ -412,72 +413,135 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path
 }
 
 Status SqliteStore::OpenJournal() {
+  // What is stored: rows per principal (retention's hint) and each principal's newest stored
+  // seq (the replay below skips its rows up to it).
+  std::unordered_map<std::string, int64_t> newest;
   {
     std::lock_guard<std::mutex> write(write_mu_);
-    ASSIGN_OR_RETURN(Stmt s, log_->Prepare("SELECT tenant_id, principal_id, SUM(row_count) FROM decision_chunk "
-                                           "GROUP BY tenant_id, principal_id"));
+    ASSIGN_OR_RETURN(Stmt s, log_->Prepare("SELECT tenant_id, principal_id, SUM(row_count), MAX(last_seq) "
+                                           "FROM decision_chunk GROUP BY tenant_id, principal_id"));
     for (;;) {
       ASSIGN_OR_RETURN(bool row, s.Step("counting decisions per principal"));
       if (!row) break;
-      principal_rows_[PrincipalKey(s.Text(0), s.Text(1))] = s.Int(2);
+      std::string key = PrincipalKey(s.Text(0), s.Text(1));
+      principal_rows_[key] = s.Int(2);
+      newest[std::move(key)] = s.Int(3);
     }
   }
   RETURN_IF_ERROR(ConvertDecisionLog());
-  ASSIGN_OR_RETURN(journal_, DecisionJournal::Open(path_ + "-decisions"));
-  int64_t generation = 0, offset = 0;
   {
     auto r = AcquireReader();
-    ASSIGN_OR_RETURN(Stmt s, r->Prepare("SELECT generation, offset, last_seq FROM decision_journal "
-                                        "WHERE id = 1"));
-    ASSIGN_OR_RETURN(bool row, s.Step("reading the decision journal position"));
-    if (row) {
-      generation = s.Int(0);
-      offset = s.Int(1);
-      std::lock_guard<std::mutex> write(write_mu_);
-      moved_seq_ = s.Int(2);
+    ASSIGN_OR_RETURN(Stmt s, r->Prepare("SELECT last_seq FROM decision_journal WHERE id = 1"));
+    ASSIGN_OR_RETURN(bool row, s.Step("reading the decision log's watermark"));
+    if (row) durable_seq_ = s.Int(0);
+  }
+  // The segments a previous run left (and the single journal file of wardens before them,
+  // whose rows were moved in seq order: all of them up to the watermark), oldest first.
+  std::vector<std::pair<uint64_t, std::string>> files;
+  const std::filesystem::path db(path_);
+  const std::string prefix = db.filename().string() + "-decisions";
+  std::error_code ec;
+  const std::filesystem::path dir = db.has_parent_path() ? db.parent_path() : std::filesystem::path(".");
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name == prefix) {
+      files.emplace_back(0, entry.path().string());
+    } else if (name.size() > prefix.size() + 1 && name.compare(0, prefix.size() + 1, prefix + ".") == 0) {
+      uint64_t number = 0;
+      const char* begin = name.data() + prefix.size() + 1;
+      auto [end, err] = std::from_chars(begin, name.data() + name.size(), number);
+      if (err == std::errc() && end == name.data() + name.size() && number > 0) {
+        files.emplace_back(number, entry.path().string());
+      }
     }
   }
-  // Another generation means the journal was started over after everything in the old one
-  // had been moved (the position is saved just after that): move the new one from its start.
-  ingested_ = generation == journal_->generation() && offset >= DecisionJournal::kHeaderBytes &&
-                      offset <= journal_->end()
-                  ? offset
-                  : DecisionJournal::kHeaderBytes;
-  RETURN_IF_ERROR(FlushDecisions());
-  if (generation != journal_->generation() || offset != ingested_) {
-    RETURN_IF_ERROR(InsertDecisions({}, journal_->generation(), ingested_));  // a new journal
-  }
+  if (ec) return UnavailableError("cannot list the decision journal's segments beside " + path_ + ": " + ec.message());
+  std::sort(files.begin(), files.end());
   {
-    std::lock_guard<std::mutex> write(write_mu_);
     std::lock_guard<std::mutex> lock(append_mu_);
-    next_seq_ = moved_seq_ + 1;  // the journal has just been moved, all of it
+    for (const auto& [number, file_path] : files) {
+      ASSIGN_OR_RETURN(auto file, DecisionJournal::Open(file_path));
+      appended_bytes_ += file->end() - DecisionJournal::kHeaderBytes;
+      segments_.push_back(Segment{number, file_path, std::move(file), 0});
+    }
+    next_segment_ = files.empty() ? 1 : files.back().first + 1;
   }
-  ingester_ = std::thread([this] { IngestLoop(); });
+  // Replay: store every journaled row that is not stored yet, then start a new segment.
+  int64_t newest_seen = durable_seq_.load();
+  replay_skip_ = [&](const DecisionRow& d) {
+    newest_seen = std::max(newest_seen, d.seq);
+    if (d.seq <= durable_seq_.load()) return true;
+    auto it = newest.find(PrincipalKey(d.tenant_id, d.principal_id));
+    return it != newest.end() && d.seq <= it->second;
+  };
+  {
+    std::lock_guard<std::mutex> lock(ingest_mu_);
+    read_segment_ = files.empty() ? 0 : files.front().first;
+    read_offset_ = DecisionJournal::kHeaderBytes;
+    Status st = MovePassLocked(/*read_all=*/true, /*seal_all=*/true);
+    replay_skip_ = nullptr;
+    RETURN_IF_ERROR(st);
+    read_seq_ = std::max(read_seq_, newest_seen);
+    if (newest_seen > durable_seq_.load()) {  // rows all skipped: the watermark still moves on
+      std::lock_guard<std::mutex> write(write_mu_);
+      ASSIGN_OR_RETURN(Stmt pos, log_->Prepare("UPDATE decision_journal SET last_seq = ? WHERE id = 1"));
+      pos.Bind(1, newest_seen);
+      RETURN_IF_ERROR(pos.Run("saving the decision log's watermark"));
+      durable_seq_ = newest_seen;
+    }
+    ASSIGN_OR_RETURN(Segment fresh, NewSegment(next_segment_));
+    std::vector<Segment> gone;
+    {
+      std::lock_guard<std::mutex> append(append_mu_);
+      ++next_segment_;
+      read_segment_ = fresh.number;
+      read_offset_ = DecisionJournal::kHeaderBytes;
+      read_bytes_ = appended_bytes_.load();
+      while (!segments_.empty()) {
+        deleted_bytes_ += segments_.front().file->end() - DecisionJournal::kHeaderBytes;
+        gone.push_back(std::move(segments_.front()));
+        segments_.pop_front();
+      }
+      segments_.push_back(std::move(fresh));
+      next_seq_ = durable_seq_.load() + 1;
+    }
+    for (Segment& g : gone) {
+      g.file.reset();
+      (void)::unlink(g.path.c_str());
+    }
+  }
+  if (options_.decision_mover) ingester_ = std::thread([this] { IngestLoop(); });
   return Status::Ok();
+}
+
+StatusOr<SqliteStore::Segment> SqliteStore::NewSegment(uint64_t number) const {
+  char suffix[32];
+  std::snprintf(suffix, sizeof suffix, "-decisions.%010llu", static_cast<unsigned long long>(number));
+  Segment s{number, path_ + suffix, nullptr, 0};
+  (void)::unlink(s.path.c_str());  // a stale file of that number holds nothing unstored
+  ASSIGN_OR_RETURN(s.file, DecisionJournal::Open(s.path));
+  return s;
 }
 
 void SqliteStore::IngestLoop() {
   pthread_setname_np(pthread_self(), "warden-mover");
-  // Normal priority, unlike the maintenance thread: appenders wait for this thread once the
-  // backlog passes kMaxBacklogBytes (AppendDecisions), so on a CPU-starved machine a niced
-  // mover made the check path wait behind it (seconds, measured while a build ran). Niced or
-  // at SCHED_IDLE it changed neither throughput nor tail latency on an idle machine
-  // (docs/benchmarks.md).
+  // Normal priority, unlike the maintenance thread: on a CPU-starved machine a niced mover
+  // fell behind the check path (seconds, measured while a build ran), and now the check path
+  // answers 503 once the mover is behind. Niced or at SCHED_IDLE it changed neither
+  // throughput nor tail latency on an idle machine (docs/benchmarks.md).
   // A pass that found rows is followed by another after kBusyInterval, an empty one after
-  // kIdleInterval. Under load, one pass every 50 ms (~4,500 rows, one burst of a few ms)
-  // kept the event loop's p99 near 2.9 ms; every 10 ms, near 2.1-2.5 ms; every 5 ms
-  // (~450 rows, ~0.2 ms) 0.5 ms lower again, pair by pair, for the same mover CPU; every
-  // 2 ms raised the mover's CPU by half (more commits) for no clear gain
-  // (docs/benchmarks.md).
+  // kIdleInterval. With one chunk written per principal per pass, one pass every 5 ms gave
+  // the lowest p99 (docs/benchmarks.md, session 4); with open chunks a pass mostly reads the
+  // journal, and writes what filled up.
   constexpr auto kBusyInterval = std::chrono::milliseconds(5);
   constexpr auto kIdleInterval = std::chrono::milliseconds(50);
   std::unique_lock<std::mutex> lock(ingester_mu_);
   bool busy = false;
   while (!ingester_cv_.wait_for(lock, busy ? kBusyInterval : kIdleInterval, [this] { return ingester_stop_; })) {
     lock.unlock();
-    const int64_t before = ingested_.load();
-    (void)FlushDecisions();  // on failure the rows stay journaled; the next pass retries
-    busy = ingested_.load() != before;
+    const int64_t before = read_bytes_.load();
+    (void)MoveDecisions();  // on failure the rows stay journaled; the next pass retries
+    busy = read_bytes_.load() != before;
     lock.lock();
   }
 }
@@ -486,63 +550,159 @@ namespace {
 constexpr size_t kRowsPerTransaction = 5000;  // moving decision rows: a few ms of work
 }  // namespace
 
-Status SqliteStore::MoveBatchLocked(bool write_locked) {
-  ASSIGN_OR_RETURN(int64_t next, journal_->Read(ingested_, kRowsPerTransaction, &ingest_rows_));
-  RETURN_IF_ERROR(write_locked ? InsertDecisionsLocked(ingest_rows_, journal_->generation(), next)
-                               : InsertDecisions(ingest_rows_, journal_->generation(), next));
-  ingested_ = next;
-  return Status::Ok();
-}
-
-Status SqliteStore::MoveDecisionsOnce() {
+Status SqliteStore::MoveDecisions() {
+  if (!options_.decision_log) return FailedPreconditionError("the store was opened without its decision log");
   std::lock_guard<std::mutex> lock(ingest_mu_);
-  return ingested_ < journal_->end() ? MoveBatchLocked(false) : Status::Ok();
+  return MovePassLocked(false, false);
 }
 
 Status SqliteStore::FlushDecisions() {
-  constexpr int64_t kStartOverBytes = 8 << 20;
-  constexpr int64_t kLockedTailBytes = 64 << 10;  // ~200 rows: about a millisecond to move
-  if (!journal_) return FailedPreconditionError("the store was opened without its decision log");
+  if (!options_.decision_log) return FailedPreconditionError("the store was opened without its decision log");
   std::lock_guard<std::mutex> lock(ingest_mu_);
-  // Moves what was appended up to `target`; appenders may be faster than this, so never more.
-  auto move_to = [this](int64_t target, bool write_locked) -> Status {
-    while (ingested_ < target) RETURN_IF_ERROR(MoveBatchLocked(write_locked));
-    return Status::Ok();
-  };
-  RETURN_IF_ERROR(move_to(journal_->end(), false));
-  if (journal_->end() < kStartOverBytes) return Status::Ok();
-  // Start the file over. Appends never pause, so catch up without holding them off until the
-  // rest is small, then hold them off just to move that rest and rewrite the header.
-  for (int i = 0; i < 8 && journal_->end() - ingested_ > kLockedTailBytes; ++i) {
-    RETURN_IF_ERROR(move_to(journal_->end(), false));
+  return MovePassLocked(true, true);
+}
+
+Status SqliteStore::MovePassLocked(bool read_all, bool seal_all) {
+  size_t read = 0;
+  while (read_all || read < kRowsPerTransaction) {
+    DecisionJournal* file = nullptr;
+    bool last = false;
+    uint64_t next_number = 0;
+    {
+      std::lock_guard<std::mutex> lock(append_mu_);
+      for (size_t i = 0; i < segments_.size(); ++i) {
+        if (segments_[i].number != read_segment_) continue;
+        file = segments_[i].file.get();
+        last = i + 1 == segments_.size();
+        if (!last) next_number = segments_[i + 1].number;
+        break;
+      }
+    }
+    if (file == nullptr) break;
+    if (read_offset_ >= file->end()) {
+      if (last) break;
+      read_segment_ = next_number;  // appends went on in the next segment
+      read_offset_ = DecisionJournal::kHeaderBytes;
+      continue;
+    }
+    ASSIGN_OR_RETURN(int64_t next, file->Read(read_offset_, kRowsPerTransaction, &ingest_rows_));
+    const int64_t now = clock_.NowMillis();
+    for (const DecisionRow& d : ingest_rows_) {
+      if (replay_skip_ && replay_skip_(d)) continue;
+      open_.Add(d, now);
+      read_seq_ = std::max(read_seq_, d.seq);
+    }
+    read_bytes_ += next - read_offset_;
+    read_offset_ = next;
+    read += ingest_rows_.size();
+    // Bound the memory of a long read (a replay, a mover far behind) as a pass does.
+    if (open_.MemoryBytes() > static_cast<size_t>(options_.decision_open_bytes) * 2) {
+      open_.SealToFit(static_cast<size_t>(options_.decision_open_bytes));
+      RETURN_IF_ERROR(WriteSealedLocked());
+    }
   }
-  if (journal_->end() - ingested_ > kLockedTailBytes) return Status::Ok();  // next pass
-  // write_mu_ first: a checkpoint's locked tail copy must not run while appenders wait.
-  std::lock_guard<std::mutex> write(write_mu_);
-  std::lock_guard<std::mutex> append(append_mu_);
-  RETURN_IF_ERROR(move_to(journal_->end(), true));
-  // The table says "generation + 1, nothing moved yet" before the file does: a crash in
-  // between makes Open() move the old generation's rows again, which INSERT OR IGNORE (same
-  // seq) skips; the other order could lose the rows moved last.
-  RETURN_IF_ERROR(InsertDecisionsLocked({}, journal_->generation() + 1, DecisionJournal::kHeaderBytes));
-  RETURN_IF_ERROR(journal_->Reset());
-  ingested_ = DecisionJournal::kHeaderBytes;
+  if (seal_all) {
+    open_.SealAll();
+  } else {
+    open_.SealOpenedBefore(clock_.NowMillis() - options_.decision_open_age_ms);
+    if (appended_bytes_.load() - deleted_bytes_.load() > options_.decision_journal_soft_bytes) {
+      int64_t oldest_segment_seq = 0;
+      {
+        std::lock_guard<std::mutex> lock(append_mu_);
+        if (segments_.size() > 1) oldest_segment_seq = segments_.front().last_seq;
+      }
+      open_.SealThrough(oldest_segment_seq);
+    }
+    open_.SealToFit(static_cast<size_t>(options_.decision_open_bytes));
+  }
+  RETURN_IF_ERROR(WriteSealedLocked());
+  held_bytes_ = static_cast<int64_t>(open_.MemoryBytes());
+  DeleteStoredSegmentsLocked();
   return Status::Ok();
 }
 
-int64_t SqliteStore::DecisionBacklogBytes() const {
-  return journal_ ? std::max<int64_t>(0, journal_->end() - ingested_.load()) : 0;
+namespace {
+
+// Inserts the chunk `b` holds as a decision_chunk row. `insert` caches the
+// statement across calls on one connection; `blob` is scratch. The principal's row count in
+// `principal_rows` (SqliteStore::principal_rows_) gains the chunk's rows.
+Status InsertChunk(Connection& c, std::optional<Stmt>* insert, std::string_view tenant_id,
+                   std::string_view principal_id, const ChunkBuilder& b, std::string* blob,
+                   std::unordered_map<std::string, int64_t>* principal_rows) {
+  if (!*insert) {
+    ASSIGN_OR_RETURN(Stmt s, c.Prepare("INSERT INTO decision_chunk (first_seq, last_seq, tenant_id, "
+                                       "principal_id, min_time, max_time, row_count, rows) "
+                                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
+    insert->emplace(std::move(s));
+  }
+  Stmt& s = **insert;
+  s.Reset();
+  s.Bind(1, b.first_seq()).Bind(2, b.last_seq()).Bind(3, tenant_id);
+  s.Bind(4, principal_id).Bind(5, b.min_time()).Bind(6, b.max_time());
+  s.Bind(7, static_cast<int64_t>(b.rows()));
+  (*principal_rows)[PrincipalKey(tenant_id, principal_id)] += static_cast<int64_t>(b.rows());
+  b.Peek(blob);
+  s.BindBlob(8, *blob);
+  return s.Run("storing decision rows");
 }
 
-Status SqliteStore::InsertDecisions(const std::vector<DecisionRow>& rows, uint32_t generation, int64_t next) {
-  std::lock_guard<std::mutex> lock(write_mu_);
-  return InsertDecisionsLocked(rows, generation, next);
+}  // namespace
+
+Status SqliteStore::WriteSealedLocked() {
+  const auto& sealed = open_.sealed();
+  if (sealed.empty()) return Status::Ok();
+  // Every row before the oldest chunk still open, and every row read when none is, is stored
+  // once this commits.
+  const int64_t open_seq = open_.OldestOpenSeq();
+  const int64_t watermark = std::max(durable_seq_.load(), open_seq == INT64_MAX ? read_seq_ : std::min(read_seq_, open_seq - 1));
+  std::lock_guard<std::mutex> write(write_mu_);
+  Connection& c = *log_;
+  Transaction tx(&c);
+  RETURN_IF_ERROR(tx.status());
+  std::optional<Stmt> insert;
+  std::string blob;
+  // On failure the chunks stay sealed (and readable) for the next pass.
+  for (const auto& chunk : sealed) {
+    RETURN_IF_ERROR(InsertChunk(c, &insert, chunk->tenant_id(), chunk->principal_id(), chunk->builder, &blob,
+                                &principal_rows_));
+  }
+  ASSIGN_OR_RETURN(Stmt pos, c.Prepare("UPDATE decision_journal SET last_seq = ? WHERE id = 1"));
+  pos.Bind(1, watermark);
+  RETURN_IF_ERROR(pos.Run("saving the decision log's watermark"));
+  RETURN_IF_ERROR(tx.Commit());
+  open_.DropSealed(sealed.size());
+  durable_seq_ = watermark;
+  return Status::Ok();
+}
+
+void SqliteStore::DeleteStoredSegmentsLocked() {
+  std::vector<Segment> gone;
+  {
+    std::lock_guard<std::mutex> lock(append_mu_);
+    // Never the last segment (appends go there), nor one the mover has not read to its end.
+    while (segments_.size() > 1 && segments_.front().number != read_segment_ &&
+           segments_.front().last_seq <= durable_seq_.load()) {
+      deleted_bytes_ += segments_.front().file->end() - DecisionJournal::kHeaderBytes;
+      gone.push_back(std::move(segments_.front()));
+      segments_.pop_front();
+    }
+  }
+  for (Segment& g : gone) {
+    g.file.reset();
+    (void)::unlink(g.path.c_str());
+  }
+}
+
+int64_t SqliteStore::DecisionBacklogBytes() const {
+  if (!options_.decision_log) return 0;
+  return std::max<int64_t>(0, appended_bytes_.load() - read_bytes_.load()) + held_bytes_.load();
 }
 
 namespace {
 
 // Groups decision rows, given in ascending seq, into one chunk per principal
-// (store/decision_chunk.h) and inserts each chunk once it is full or at Finish().
+// (store/decision_chunk.h) and inserts each chunk once it is full or at Finish(): the
+// conversion of decision_log and the chunks Prune rewrites.
 class ChunkWriter {
  public:
   // `principal_rows` (the store's per-principal row counts) gains each inserted chunk's rows.
@@ -565,8 +725,6 @@ class ChunkWriter {
     return Status::Ok();
   }
 
-  int64_t last_seq() const { return last_seq_; }
-
  private:
   struct Open {
     std::string tenant_id;
@@ -575,12 +733,10 @@ class ChunkWriter {
   };
 
   Open* Find(const DecisionRow& row) {
-    // Consecutive rows are usually the same principal's (the checks of one request).
     if (last_ != nullptr && last_->tenant_id == row.tenant_id && last_->principal_id == row.principal_id) {
       return last_;
     }
-    key_.assign(row.tenant_id).push_back('\0');
-    key_.append(row.principal_id);
+    key_ = PrincipalKey(row.tenant_id, row.principal_id);
     auto [it, inserted] = by_key_.try_emplace(key_, open_.size());
     if (inserted) open_.push_back(Open{row.tenant_id, row.principal_id, ChunkBuilder()});
     last_ = &open_[it->second];
@@ -588,23 +744,9 @@ class ChunkWriter {
   }
 
   Status Insert(Open& open) {
-    if (!insert_) {
-      ASSIGN_OR_RETURN(Stmt s, c_.Prepare("INSERT INTO decision_chunk (first_seq, last_seq, tenant_id, "
-                                          "principal_id, min_time, max_time, row_count, rows) "
-                                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
-      insert_.emplace(std::move(s));
-    }
-    Stmt& s = *insert_;
-    const ChunkBuilder& b = open.builder;
-    s.Reset();
-    s.Bind(1, b.first_seq()).Bind(2, b.last_seq()).BindStatic(3, open.tenant_id);
-    s.BindStatic(4, open.principal_id).Bind(5, b.min_time()).Bind(6, b.max_time());
-    s.Bind(7, static_cast<int64_t>(b.rows()));
-    last_seq_ = std::max(last_seq_, b.last_seq());
-    (*principal_rows_)[PrincipalKey(open.tenant_id, open.principal_id)] += static_cast<int64_t>(b.rows());
-    open.builder.Finish(&blob_);
-    s.BindBlob(8, blob_);
-    return s.Run("storing decision rows");
+    RETURN_IF_ERROR(InsertChunk(c_, &insert_, open.tenant_id, open.principal_id, open.builder, &blob_, principal_rows_));
+    open.builder.Clear();
+    return Status::Ok();
   }
 
   Connection& c_;
@@ -615,36 +757,9 @@ class ChunkWriter {
   std::string key_;
   std::string blob_;
   std::optional<Stmt> insert_;
-  int64_t last_seq_ = 0;
 };
 
 }  // namespace
-
-Status SqliteStore::InsertDecisionsLocked(const std::vector<DecisionRow>& rows, uint32_t generation,
-                                          int64_t next) {
-  Connection& c = *log_;
-  Transaction tx(&c);
-  RETURN_IF_ERROR(tx.status());
-  int64_t last_seq = moved_seq_;
-  {
-    ChunkWriter writer(c, &principal_rows_);
-    for (const DecisionRow& d : rows) {
-      // A journal moved again after a crash (see FlushDecisions) repeats rows already moved;
-      // rows are moved in seq order, so those are exactly the ones up to moved_seq_.
-      if (d.seq <= moved_seq_) continue;
-      RETURN_IF_ERROR(writer.Add(d));
-    }
-    RETURN_IF_ERROR(writer.Finish());
-    last_seq = std::max(last_seq, writer.last_seq());
-  }
-  ASSIGN_OR_RETURN(Stmt pos, c.Prepare("UPDATE decision_journal SET generation = ?, offset = ?, "
-                                       "last_seq = ? WHERE id = 1"));
-  pos.Bind(1, static_cast<int64_t>(generation)).Bind(2, next).Bind(3, last_seq);
-  RETURN_IF_ERROR(pos.Run("saving the decision journal position"));
-  RETURN_IF_ERROR(tx.Commit());
-  moved_seq_ = last_seq;
-  return Status::Ok();
-}
 
 Status SqliteStore::ConvertDecisionLog() {
   std::lock_guard<std::mutex> lock(write_mu_);
@@ -1330,46 +1445,51 @@ StatusOr<Page<AuditEntry>> SqliteStore::List(const AuditQuery& query) {
 
 Status SqliteStore::AppendDecisions(std::vector<DecisionRow>* rows) {
   if (rows->empty()) return Status::Ok();
-  // Back-pressure: an appender that outruns the background mover helps it, so the journal
-  // stays bounded (an idle machine's check path never gets near this; a bulk loader or a
-  // CPU-starved machine does).
-  // - Over the backlog bound an append moves one transaction's worth (a few ms), not the
-  //   whole backlog: a full flush of 16 MiB on the check path stalled answers for over a
-  //   second on a busy machine.
-  // - Over the file bound it moves everything and lets the file start over: an appender as
-  //   fast as the mover keeps the backlog small but never lets the mover find the small tail
-  //   it needs to start over itself.
-  constexpr int64_t kMaxBacklogBytes = 16 << 20;
-  constexpr int64_t kMaxJournalBytes = 32 << 20;
-  if (!journal_) return FailedPreconditionError("the store was opened without its decision log");
-  if (journal_->end() > kMaxJournalBytes) {
-    RETURN_IF_ERROR(FlushDecisions());
-  } else if (journal_->end() - ingested_.load() > kMaxBacklogBytes) {
-    RETURN_IF_ERROR(MoveDecisionsOnce());
+  if (!options_.decision_log) return FailedPreconditionError("the store was opened without its decision log");
+  // The check path never moves rows itself (a move of 16 MiB of backlog on the event loop
+  // stalled answers by ~17 ms at best, seconds on a busy machine): when the mover is that far
+  // behind, the batch is refused (the server fails closed: 503) until it catches up.
+  const int64_t appended = appended_bytes_.load();
+  if (appended - read_bytes_.load() > options_.decision_max_backlog_bytes ||
+      appended - deleted_bytes_.load() > options_.decision_max_journal_bytes) {
+    return ResourceExhaustedError("the decision log is behind: its journal is over its bound");
   }
   const int64_t now = clock_.NowMillis();
   std::lock_guard<std::mutex> lock(append_mu_);
-  // seq is given here, in journal order, so rows reach decision_chunk in seq order and a
-  // reader only ever sees a prefix of it (paging never skips a row).
+  // seq is given here, in journal order, so a reader that has read the journal to its end
+  // has every row up to the newest seq (paging never skips a row).
   int64_t seq = next_seq_;
   for (DecisionRow& d : *rows) {
     d.seq = seq++;
     if (d.id.empty()) d.id = NewUlid(clock_);
     if (d.time == 0) d.time = now;
   }
-  Status st = journal_->Append(*rows);
+  Segment& segment = segments_.back();
+  const int64_t before = segment.file->end();
+  Status st = segment.file->Append(*rows);
   if (!st.ok()) {
     for (DecisionRow& d : *rows) d.seq = 0;
     return st;
   }
+  appended_bytes_ += segment.file->end() - before;
+  segment.last_seq = seq - 1;
   next_seq_ = seq;
+  if (segment.file->end() >= options_.decision_segment_bytes) {
+    // The next appends go to a new segment (one open() and an 8-byte write, every few MiB);
+    // if it cannot be created, this one grows until the next try.
+    auto next = NewSegment(next_segment_);
+    if (next.ok()) {
+      ++next_segment_;
+      segments_.push_back(std::move(next).value());
+    }
+  }
   return Status::Ok();
 }
 
 namespace {
 
 // The query's row filters (the principal is the chunk's, filtered in SQL).
-bool Matches(const DecisionQuery& q, int64_t before, const DecisionRow& d) {
+bool Matches(const DecisionQuery& q, int64_t before, const DecisionRowHead& d) {
   return d.seq < before && (!q.allowed || d.allowed == *q.allowed) &&
          (q.model.empty() || d.model == q.model) && (q.action.empty() || d.action == q.action) &&
          (q.since <= 0 || d.time >= q.since) && (q.until <= 0 || d.time < q.until);
@@ -1379,9 +1499,22 @@ bool Matches(const DecisionQuery& q, int64_t before, const DecisionRow& d) {
 
 StatusOr<Page<DecisionRow>> SqliteStore::Query(const DecisionQuery& q) {
   if (q.tenant_id.empty()) return InvalidArgumentError("tenant_id is required", "tenant_id");
-  (void)FlushDecisions();  // reads see every appended row; on failure, what is committed
+  if (!options_.decision_log) return FailedPreconditionError("the store was opened without its decision log");
   ASSIGN_OR_RETURN(int64_t before, DecodeCursor(q.cursor));
   const int limit = ClampLimit(q.limit);
+  // The rows a query sees: every appended one. It reads the journal to its end into the open
+  // chunks, then reads those and the table with the mover held off (ingest_mu_), so no chunk
+  // moves from one to the other meanwhile. A failed write leaves its chunks sealed, and read.
+  std::lock_guard<std::mutex> ingest(ingest_mu_);
+  (void)MovePassLocked(/*read_all=*/true, /*seal_all=*/false);
+  std::vector<const OpenChunks::Chunk*> held;
+  open_.ForEach(q.tenant_id, q.principal_id, [&](const OpenChunks::Chunk& c) {
+    const ChunkBuilder& b = c.builder;
+    if (b.first_seq() < before && (q.since <= 0 || b.max_time() >= q.since) && (q.until <= 0 || b.min_time() < q.until)) {
+      held.push_back(&c);
+    }
+  });
+  std::sort(held.begin(), held.end(), [](const auto* a, const auto* b) { return a->builder.last_seq() > b->builder.last_seq(); });
   // Chunks newest first (by their newest row). A chunk holding a row before `before` has
   // first_seq < before and, its rows lying less than kMaxChunkSpan apart, last_seq < before +
   // kMaxChunkSpan: that bound keeps a deep page from walking every newer chunk.
@@ -1401,31 +1534,71 @@ StatusOr<Page<DecisionRow>> SqliteStore::Query(const DecisionQuery& q) {
   if (q.since > 0) s.Bind(5, q.since);
   if (q.until > 0) s.Bind(6, q.until);
 
-  // The tenant's chunks of different principals overlap in seq: merge them. The matching
-  // rows of the chunks read so far wait in a max-heap by seq; the newest of them is next
-  // once no unread chunk can hold a newer row, that is once it is newer than the next
-  // chunk's last_seq.
+  // The tenant's chunks of different principals overlap in seq: merge them, those of the
+  // table and those held. The page is the limit + 1 newest matching rows; they are kept in a
+  // min-heap by seq. Chunks come newest first (by last_seq), so once limit + 1 rows are kept a
+  // chunk whose last_seq is below the oldest of them, and every chunk after it, has nothing
+  // for the page. (Keeping every matching row of every chunk read, as before chunks stayed
+  // open, made a deep tenant-wide page of 512-row chunks cost ~50 ms in moves.)
   std::vector<DecisionRow> decoded;
-  std::vector<DecisionRow> waiting;  // rows that match, indexed by the heap
-  std::priority_queue<std::pair<int64_t, size_t>> heap;  // (seq, index into waiting)
-  Page<DecisionRow> page;
+  std::vector<DecisionRow> kept;
+  const auto newer = [](const DecisionRow& a, const DecisionRow& b) { return a.seq > b.seq; };  // min-heap
+  const size_t want = static_cast<size_t>(limit) + 1;
+  std::string blob;
+  size_t next_held = 0;
   ASSIGN_OR_RETURN(bool more, s.Step("querying the decision log"));
-  while (static_cast<int>(page.items.size()) <= limit) {
-    while (more && (heap.empty() || heap.top().first <= s.Int(0))) {
-      decoded.clear();
-      RETURN_IF_ERROR(DecodeChunk(s.BlobView(1), &decoded));
-      for (DecisionRow& d : decoded) {
-        if (!Matches(q, before, d)) continue;
-        heap.emplace(d.seq, waiting.size());
-        waiting.push_back(std::move(d));
-      }
+  for (;;) {
+    int64_t next = more ? s.Int(0) : std::numeric_limits<int64_t>::min();
+    const bool from_held = next_held < held.size() && held[next_held]->builder.last_seq() >= next;
+    if (from_held) next = held[next_held]->builder.last_seq();
+    if (next == std::numeric_limits<int64_t>::min() && !from_held) break;
+    if (kept.size() == want && kept.front().seq > next) break;
+    decoded.clear();
+    // Only rows that would enter the page now are built (the bar only rises while a chunk
+    // is decoded, so some built rows are dropped below, never the other way round).
+    const int64_t bar = kept.size() == want ? kept.front().seq : std::numeric_limits<int64_t>::min();
+    // A chunk's rows ascend by seq, so of its matching rows only the last `want` can enter:
+    // when more match (the newest page of a busy history), a first pass counts them and the
+    // second builds only those.
+    size_t matching = 0, skip = 0;
+    const auto count = [&](const DecisionRowHead& d) {
+      matching += d.seq > bar && Matches(q, before, d);
+      return false;
+    };
+    const auto keep = [&](const DecisionRowHead& d) {
+      if (d.seq <= bar || !Matches(q, before, d)) return false;
+      if (skip == 0) return true;
+      --skip;
+      return false;
+    };
+    std::string_view chunk;
+    if (from_held) {
+      held[next_held++]->builder.Peek(&blob);
+      chunk = blob;
+    } else {
+      chunk = s.BlobView(1);
+    }
+    RETURN_IF_ERROR(DecodeChunkIf(chunk, count, &decoded));
+    skip = matching > want ? matching - want : 0;
+    RETURN_IF_ERROR(DecodeChunkIf(chunk, keep, &decoded));
+    if (!from_held) {
       ASSIGN_OR_RETURN(more, s.Step("querying the decision log"));
     }
-    if (heap.empty()) break;
-    page.items.push_back(std::move(waiting[heap.top().second]));
-    heap.pop();
+    for (DecisionRow& d : decoded) {
+      if (kept.size() < want) {
+        kept.push_back(std::move(d));
+        std::push_heap(kept.begin(), kept.end(), newer);
+      } else if (d.seq > kept.front().seq) {
+        std::pop_heap(kept.begin(), kept.end(), newer);
+        kept.back() = std::move(d);
+        std::push_heap(kept.begin(), kept.end(), newer);
+      }
+    }
   }
-  if (static_cast<int>(page.items.size()) > limit) {
+  std::sort(kept.begin(), kept.end(), newer);  // newest first
+  Page<DecisionRow> page;
+  page.items = std::move(kept);
+  if (page.items.size() > static_cast<size_t>(limit)) {
     page.items.resize(limit);
     page.next_cursor = EncodeCursor(page.items.back().seq);
   }
@@ -1434,12 +1607,34 @@ StatusOr<Page<DecisionRow>> SqliteStore::Query(const DecisionQuery& q) {
 
 StatusOr<int64_t> SqliteStore::Prune(const Retention& retention, int batch_size) {
   if (batch_size <= 0) return InvalidArgumentError("batch_size must be positive", "batch_size");
+  const int64_t time_cutoff = clock_.NowMillis() - retention.max_age_ms;
+  if (options_.decision_log) {
+    // Retention covers the rows still held in open chunks too: those it would remove (too old,
+    // or of a principal over its budget) are written first, so that the passes below see them.
+    // With days of age and a million rows a principal, that is one busy principal's chunk now
+    // and then.
+    std::lock_guard<std::mutex> ingest(ingest_mu_);
+    RETURN_IF_ERROR(MovePassLocked(/*read_all=*/true, /*seal_all=*/false));
+    {
+      std::lock_guard<std::mutex> write(write_mu_);
+      open_.SealWhere([&](const OpenChunks::Chunk& c) {
+        if (retention.max_age_ms > 0 && c.builder.min_time() < time_cutoff) return true;
+        const int64_t limit =
+            c.principal_id().empty() ? retention.max_unauthenticated_rows : retention.max_rows_per_principal;
+        if (limit <= 0) return false;
+        auto it = principal_rows_.find(c.key);
+        return (it == principal_rows_.end() ? 0 : it->second) + static_cast<int64_t>(c.builder.rows()) > limit;
+      });
+    }
+    RETURN_IF_ERROR(WriteSealedLocked());
+    held_bytes_ = static_cast<int64_t>(open_.MemoryBytes());
+  }
   std::lock_guard<std::mutex> lock(write_mu_);
   Transaction tx(&*log_);
   RETURN_IF_ERROR(tx.status());
   int64_t deleted = 0;
   if (retention.max_age_ms > 0) {
-    ASSIGN_OR_RETURN(deleted, PruneByAgeLocked(clock_.NowMillis() - retention.max_age_ms, batch_size));
+    ASSIGN_OR_RETURN(deleted, PruneByAgeLocked(time_cutoff, batch_size));
   }
   if (deleted < batch_size && (retention.max_rows_per_principal > 0 || retention.max_unauthenticated_rows > 0)) {
     ASSIGN_OR_RETURN(int64_t by_rows, PruneByRowsLocked(retention, batch_size - deleted));
@@ -1505,9 +1700,11 @@ StatusOr<int64_t> SqliteStore::PruneByAgeLocked(int64_t time_cutoff, int64_t bud
   // later seq, so the next read meets it again. A chunk that goes whole is not decoded.
   while (deleted < budget) {
     ASSIGN_OR_RETURN(Stmt s, c.Prepare("SELECT first_seq, max_time, row_count, tenant_id, principal_id, "
-                                       "min_time, rows FROM decision_chunk ORDER BY first_seq LIMIT 1"));
+                                       "min_time, rows, last_seq FROM decision_chunk ORDER BY first_seq LIMIT 1"));
     ASSIGN_OR_RETURN(bool row, s.Step("pruning the decision log"));
-    if (!row || s.Int(5) >= time_cutoff) break;
+    // Not a chunk above the watermark: a principal's newest stored seq is what a replay after
+    // a crash skips to (it comes within the mover's age bound).
+    if (!row || s.Int(5) >= time_cutoff || s.Int(7) > durable_seq_.load()) break;
     const ChunkHead head = ReadHead(s);
     int64_t room = budget - deleted;
     const bool whole = head.max_time < time_cutoff && head.rows <= room;
@@ -1583,7 +1780,9 @@ StatusOr<int64_t> SqliteStore::PruneByRowsLocked(const Retention& retention, int
 
 StatusOr<int64_t> SqliteStore::CountDecisions(const std::string& tenant_id,
                                               const std::string& principal_id) {
-  (void)FlushDecisions();
+  if (!options_.decision_log) return FailedPreconditionError("the store was opened without its decision log");
+  std::lock_guard<std::mutex> ingest(ingest_mu_);  // as Query: the table and the open chunks at one moment
+  (void)MovePassLocked(/*read_all=*/true, /*seal_all=*/false);
   auto r = AcquireReader();
   ASSIGN_OR_RETURN(Stmt s, r->Prepare(principal_id.empty()
                                           ? "SELECT COALESCE(SUM(row_count), 0) FROM decision_chunk "
@@ -1593,7 +1792,7 @@ StatusOr<int64_t> SqliteStore::CountDecisions(const std::string& tenant_id,
   s.Bind(1, tenant_id);
   if (!principal_id.empty()) s.Bind(2, principal_id);
   ASSIGN_OR_RETURN(bool row, s.Step("counting decisions"));
-  return row ? s.Int(0) : 0;
+  return (row ? s.Int(0) : 0) + open_.CountRows(tenant_id, principal_id);
 }
 
 // ---------------------------------------------------------------- health

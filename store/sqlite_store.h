@@ -5,13 +5,26 @@
 //   - admin writer (synchronous=FULL): every admin change is fsynced before it is
 //     acknowledged.
 //   - decision-log writer (synchronous=NORMAL). AppendDecisions does not commit to SQLite: it
-//     appends the rows to the decision journal (`<database>-decisions`, decision_journal.h),
-//     which is in the OS page cache when it returns, so the rows survive a crash of the
-//     process (kill -9), not a power loss; that is the durability the decision log promises.
-//     A background thread moves journaled rows into decision_chunk (decision_chunk.h) every
-//     5 ms while rows arrive (50 ms when idle), in transactions on this connection (and
-//     every read of the decision log does it first, so reads see every appended row);
-//     Open() moves what a crash left in the journal. The two
+//     appends the rows to the decision journal, a series of segment files
+//     (`<database>-decisions.<n>`, each a DecisionJournal, decision_journal.h), which is in
+//     the OS page cache when it returns, so the rows survive a crash of the process (kill -9),
+//     not a power loss; that is the durability the decision log promises. A background thread
+//     (the mover) reads journaled rows every 5 ms while rows arrive (50 ms when idle) into
+//     per-principal open chunks held in memory (open_chunks.h) and writes a chunk into
+//     decision_chunk (decision_chunk.h) once it is full (512 rows) or Options::decision_open_age_ms
+//     old, or when the open chunks pass Options::decision_open_bytes (the oldest go first), or
+//     when the journal passes Options::decision_journal_soft_bytes (the chunks holding rows of
+//     its oldest segment go). A segment is deleted once every row in it is in decision_chunk.
+//     decision_journal.last_seq is the durable watermark: every row up to it is stored (or was
+//     pruned); Open() replays the segments, skipping those rows and, per principal, the rows up
+//     to its newest stored seq (a principal's chunks are written in seq order), writes the
+//     rest and starts a new segment: exactly one row per appended row, also after kill -9.
+//     Reads of the decision log (Query, CountDecisions) see every appended row: they read the
+//     journal's tail into the open chunks and merge them with the table.
+//     The check path never moves rows: when the mover is behind (unread journal bytes over
+//     Options::decision_max_backlog_bytes, or the journal over decision_max_journal_bytes),
+//     AppendDecisions fails with ResourceExhausted and stores nothing (the server answers 503).
+//     The two
 //     writers share one in-process write mutex so they queue on it instead of sleeping in
 //     SQLite's busy handler.
 //   - a small pool of read-only connections, each with its own mutex, so reads never queue
@@ -28,6 +41,8 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -40,6 +55,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "store/decision_journal.h"
+#include "store/open_chunks.h"
 #include "store/store.h"
 
 namespace warden::store {
@@ -63,6 +79,16 @@ class SqliteStore final : public Store {
     // decision journal belongs to the server, so it is neither opened nor moved, and the
     // decision-log methods answer FailedPrecondition.
     bool decision_log = true;
+    // The decision log's bounds (see above). A segment is started once the current one
+    // passes decision_segment_bytes.
+    int64_t decision_segment_bytes = 8ll << 20;
+    int64_t decision_open_bytes = 4ll << 20;
+    int64_t decision_open_age_ms = 5000;
+    int64_t decision_journal_soft_bytes = 64ll << 20;
+    int64_t decision_max_backlog_bytes = 64ll << 20;
+    int64_t decision_max_journal_bytes = 256ll << 20;
+    // False: no background mover (tests of the backlog bound); reads and FlushDecisions move.
+    bool decision_mover = true;
   };
 
   // The schema version this code creates and understands.
@@ -89,9 +115,12 @@ class SqliteStore final : public Store {
   Status ImportAccounts(std::vector<ServiceAccount>* accounts, const std::vector<ApiTokenRecord>& tokens);
   // PASSIVE checkpoint, then TRUNCATE when the WAL is larger than wal_truncate_bytes.
   Status Checkpoint();
-  // Moves every journaled decision row into the decision_chunk table (also done in the
-  // background, and before every read of the decision log).
+  // Writes every journaled decision row into the decision_chunk table, open chunks included,
+  // and deletes the segments that leaves behind (tests, tools, shutdown).
   Status FlushDecisions();
+  // One pass of the background mover: reads the journal into the open chunks and writes the
+  // chunks that are full, old or over a bound (bench/store_bench).
+  Status MoveDecisions();
   int64_t DecisionBacklogBytes() const override;
   // Size of the -wal file in bytes (0 when absent); for metrics and tests.
   int64_t WalSizeBytes() const;
@@ -205,25 +234,54 @@ class SqliteStore final : public Store {
   std::vector<std::unique_ptr<Connection>> readers_;
   mutable std::atomic<uint32_t> next_reader_{0};
 
-  // The decision journal (see decision_journal.h). Lock order: ingest_mu_, write_mu_,
-  // append_mu_ (AppendDecisions takes append_mu_ alone).
+  // The decision journal and its mover (see the top of this file). Lock order: ingest_mu_,
+  // write_mu_, append_mu_ (AppendDecisions takes append_mu_ alone).
   Status OpenJournal();
   // Schema version 4 replaced decision_log by decision_chunk: converts the rows an older
   // warden left there, a transaction of rows at a time, then drops the table.
   Status ConvertDecisionLog();
-  // Inserts `rows` and records the journal position `next` in one transaction.
-  Status InsertDecisions(const std::vector<DecisionRow>& rows, uint32_t generation, int64_t next);
-  // Moves at most one transaction of journaled rows (back-pressure on appenders).
-  Status MoveDecisionsOnce();
-  // One transaction of rows from `ingested_` on (ingest_mu_ held; write_mu_ too when
-  // write_locked), advancing `ingested_`.
-  Status MoveBatchLocked(bool write_locked);
-  Status InsertDecisionsLocked(const std::vector<DecisionRow>& rows, uint32_t generation, int64_t next);  // write_mu_ held
+  // A journal segment: one DecisionJournal file. The appender writes the last one; the mover
+  // reads them in order and deletes the ones whose rows are all stored.
+  struct Segment {
+    uint64_t number = 0;
+    std::string path;
+    std::unique_ptr<DecisionJournal> file;
+    int64_t last_seq = 0;  // the newest seq appended to it; guarded by append_mu_
+  };
+  StatusOr<Segment> NewSegment(uint64_t number) const;
+  // A mover pass (ingest_mu_ held): reads journaled rows into open_ (all of what is appended
+  // when read_all, else about a transaction's worth), seals what is full, old or over a bound
+  // (everything when seal_all), writes the sealed chunks and the watermark in one transaction,
+  // then deletes the segments left with no unstored row.
+  Status MovePassLocked(bool read_all, bool seal_all);
+  Status WriteSealedLocked();
+  void DeleteStoredSegmentsLocked();
+  // During Open() only: rows of the replayed journal that are already stored.
+  std::function<bool(const DecisionRow&)> replay_skip_;
   void IngestLoop();
-  std::unique_ptr<DecisionJournal> journal_;
+
   std::mutex append_mu_;
   int64_t next_seq_ = 1;  // guarded by append_mu_
-  int64_t moved_seq_ = 0;  // the newest seq in decision_chunk, ever; guarded by write_mu_
+  std::deque<Segment> segments_;  // guarded by append_mu_; only the mover removes, so it reads files unlocked
+  uint64_t next_segment_ = 1;     // guarded by append_mu_
+  // Journal bytes appended, read by the mover, and deleted (with their segments), ever:
+  // the backlog bound and the metric, without a lock.
+  std::atomic<int64_t> appended_bytes_{0};
+  std::atomic<int64_t> read_bytes_{0};
+  std::atomic<int64_t> deleted_bytes_{0};
+  std::atomic<int64_t> held_bytes_{0};  // open_.MemoryBytes() after the last pass
+  // Every row with seq <= durable_seq_ is in decision_chunk (or was pruned): the persisted
+  // watermark (decision_journal.last_seq). Written under ingest_mu_ and write_mu_.
+  std::atomic<int64_t> durable_seq_{0};
+
+  std::mutex ingest_mu_;
+  // The mover's position, guarded by ingest_mu_: the segment and offset it reads next, and
+  // the newest seq it has read.
+  uint64_t read_segment_ = 0;
+  int64_t read_offset_ = DecisionJournal::kHeaderBytes;
+  int64_t read_seq_ = 0;
+  OpenChunks open_;                       // guarded by ingest_mu_
+  std::vector<DecisionRow> ingest_rows_;  // guarded by ingest_mu_; reused (string capacity)
   // Rows per (tenant_id '\0' principal_id) in decision_chunk, kept by every chunk write and
   // delete: which principals are over their retention budget, without a scan. A hint (a
   // rolled-back transaction leaves it high): Prune counts a candidate exactly before
@@ -232,11 +290,6 @@ class SqliteStore final : public Store {
   // The age and row passes of Prune (write_mu_ held, inside its transaction).
   StatusOr<int64_t> PruneByAgeLocked(int64_t time_cutoff, int64_t budget);
   StatusOr<int64_t> PruneByRowsLocked(const Retention& retention, int64_t budget);
-  std::mutex ingest_mu_;
-  // Journal offset already in decision_chunk: written under ingest_mu_, read anywhere
-  // (AppendDecisions' back-pressure, the backlog metric).
-  std::atomic<int64_t> ingested_{0};
-  std::vector<DecisionRow> ingest_rows_;  // guarded by ingest_mu_; reused (string capacity)
   std::mutex ingester_mu_;
   std::condition_variable ingester_cv_;
   bool ingester_stop_ = false;  // guarded by ingester_mu_

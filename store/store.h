@@ -369,7 +369,8 @@ class DecisionLog {
   // The whole batch as one write (group commit), all or nothing; the rows are durable when
   // this returns (against a process crash; see SqliteStore for the exact level) and Query
   // sees them. Fills each row's seq, and id/time when empty. On error no row of the batch is
-  // stored.
+  // stored. ResourceExhausted: the backend is too far behind writing what it accepted (its
+  // backlog bound); the caller fails closed and may retry later.
   virtual Status AppendDecisions(std::vector<DecisionRow>* rows) = 0;
   // Newest first, paged; filters combine.
   virtual StatusOr<Page<DecisionRow>> Query(const DecisionQuery& query) = 0;
@@ -383,7 +384,8 @@ class DecisionLog {
   virtual StatusOr<int64_t> CountDecisions(const std::string& tenant_id,
                                            const std::string& principal_id) = 0;
   // Bytes of appended rows not yet readable by a plain SQL reader of the database (0 when
-  // AppendDecisions writes the table directly). For metrics.
+  // AppendDecisions writes the table directly, and exactly 0 once every row is there). For
+  // metrics.
   virtual int64_t DecisionBacklogBytes() const { return 0; }
 };
 

@@ -35,6 +35,11 @@ StatusOr<OpenedStore> OpenStore(const std::string& location, const Clock& clock,
   SqliteStore::Options sqlite_options;
   sqlite_options.decision_log = options.decision_log;
   if (!options.decision_log) sqlite_options.read_connections = 1;
+  sqlite_options.decision_open_age_ms = options.decision_chunk_age_ms;
+  if (options.test_decision_backlog_bytes > 0) {
+    sqlite_options.decision_max_backlog_bytes = options.test_decision_backlog_bytes;
+    sqlite_options.decision_mover = false;
+  }
   ASSIGN_OR_RETURN(std::unique_ptr<SqliteStore> sqlite, SqliteStore::Open(location, clock, sqlite_options));
   SqliteStore* raw = sqlite.get();
   out.maintenance = [raw] { return raw->Checkpoint(); };

@@ -34,6 +34,10 @@ struct OpenStoreOptions {
   // A directory of this process's own (the server's data directory): PostgreSQL's store keeps
   // its spill file of decision rows there (PgStore::Options::spill_path). Empty: none.
   std::string local_dir;
+  // SQLite: SqliteStore::Options::decision_open_age_ms.
+  int64_t decision_chunk_age_ms = 5000;
+  // Tests only (SQLite): > 0 is the decision log's backlog bound, with no background mover.
+  int64_t test_decision_backlog_bytes = 0;
 };
 
 bool IsPostgresLocation(std::string_view location);

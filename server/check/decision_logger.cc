@@ -19,6 +19,10 @@ Status DecisionLogger::Write(std::vector<store::DecisionRow>* rows) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   metrics_->decision_commit_seconds.Observe(secs);
   metrics_->decision_queue_depth.fetch_sub(static_cast<int64_t>(rows->size()));
+  if (st.code() == StatusCode::kResourceExhausted) {  // the log is behind: fail closed, counted apart
+    metrics_->decision_log_overloaded++;
+    return UnavailableError("the decision log is behind");
+  }
   if (!st.ok()) {
     metrics_->decision_log_failures++;
     return UnavailableError("the decision log cannot be written");

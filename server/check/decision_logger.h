@@ -25,7 +25,8 @@ class DecisionLogger {
   void SetSink(store::DecisionSink* sink) { sink_ = sink; }
 
   // Appends `rows` as one batch: OK once they are durable, else Unavailable (the caller must
-  // then not allow anything).
+  // then not allow anything). A store whose log is behind refuses the batch
+  // (ResourceExhausted): counted in warden_decision_log_overloaded_total, also Unavailable.
   Status Write(std::vector<store::DecisionRow>* rows);
   // New writes fail with Unavailable; returns once the writes in progress are done.
   void Stop();

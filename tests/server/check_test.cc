@@ -686,6 +686,36 @@ TEST_CASE("check: metrics count every decision and token failure", "[check]") {
   CHECK(m2.find("warden_policy_info{revision=\"") != std::string::npos);
 }
 
+// The event loop never moves decision rows: when the log's backlog is over its bound (here
+// 1 byte, with the background mover off, so that only reads move rows), a check is answered
+// 503, allows nothing, writes no row and is counted; once a read has moved the rows, checks
+// are answered again.
+TEST_CASE("check: over the decision log's backlog bound a check is a 503, counted, with no row", "[check]") {
+  TempDir dir;
+  TestServer server({.data_dir = dir.path(), .env = {{"WARDEN_TEST_DECISION_BACKLOG_BYTES", "1"}}});
+  const std::string session = server.Login();
+  AccountRef acct = CreateAccount(server, session, "behind", "role", "viewer");
+  const std::string token = CreateToken(server, session, acct.name).token;
+  auto overloaded = [&] {
+    auto v = MetricValue(server.Get("/metrics").body, "warden_decision_log_overloaded_total");
+    REQUIRE(v.has_value());
+    return *v;
+  };
+  auto rows = [&] { return AllPages(server, session, "/v1/decisions").size(); };  // a read: moves the rows
+  const size_t rows0 = rows();
+  REQUIRE(CheckReason(server, token, "company", "view") == "ALLOW_RULE");  // the backlog was empty
+  Reply refused = Check(server, token, "company", "view");
+  INFO(refused.body);
+  CHECK(refused.status == 503);
+  CHECK(refused.json["error"]["code"] == "unavailable");
+  CHECK_FALSE(refused.json.contains("results"));
+  CHECK(overloaded() == 1);
+  CHECK(rows() == rows0 + 1);  // the refused check has no row
+  REQUIRE(CheckReason(server, token, "company", "view") == "ALLOW_RULE");  // the read caught up
+  CHECK(rows() == rows0 + 2);
+  CHECK(overloaded() == 1);
+}
+
 TEST_CASE("check: /healthz and /readyz answer 200", "[check]") {
   TempDir dir;
   TestServer server({.data_dir = dir.path()});

@@ -3,6 +3,10 @@
 // owner-only.
 #include <sys/stat.h>
 
+#include <filesystem>
+#include <string>
+#include <vector>
+
 #include <catch2/catch.hpp>
 #include <regex>
 
@@ -115,6 +119,15 @@ TEST_CASE("warden admin reset-password gets an operator back in, with the server
   CHECK(fresh.user["roles"] == nlohmann::json::array({"admin"}));
 }
 
+// The decision journal's segment files (`warden.db-decisions.<n>`) in `data`.
+std::vector<std::string> JournalSegments(const std::string& data) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(data)) {
+    if (e.path().filename().string().rfind("warden.db-decisions.", 0) == 0) out.push_back(e.path().string());
+  }
+  return out;
+}
+
 TEST_CASE("the database, its WAL and the decision journal are owner-only in an owner-only directory", "[admin][recovery]") {
   TempDir parent;
   const std::string data = parent.path() + "/data";
@@ -124,19 +137,23 @@ TEST_CASE("the database, its WAL and the decision journal are owner-only in an o
     const std::string token = CreateToken(server, root.token, CreateAccount(server, root.token, "modes")["id"], "t")["token"];
     REQUIRE(Check(server, token, "company", "view").status == 200);
     CHECK(Mode(data) == 0700);
-    for (const char* file : {"/warden.db", "/warden.db-wal", "/warden.db-shm", "/warden.db-decisions", "/pepper"}) {
+    for (const char* file : {"/warden.db", "/warden.db-wal", "/warden.db-shm", "/pepper"}) {
       INFO(file);
       CHECK(Mode(data + file) == 0600);
     }
+    REQUIRE(JournalSegments(data).size() == 1);
+    CHECK(Mode(JournalSegments(data).front()) == 0600);
   }
-  // Files from an older warden are tightened at the next start.
+  // Files from an older warden are tightened at the next start; journal files are replayed,
+  // deleted and started anew (owner-only).
   REQUIRE(chmod((data + "/warden.db").c_str(), 0644) == 0);
-  REQUIRE(chmod((data + "/warden.db-decisions").c_str(), 0644) == 0);
+  for (const std::string& seg : JournalSegments(data)) REQUIRE(chmod(seg.c_str(), 0644) == 0);
   REQUIRE(chmod(data.c_str(), 0755) == 0);
   TestServer again({.data_dir = data});
   CHECK(Mode(data) == 0700);
   CHECK(Mode(data + "/warden.db") == 0600);
-  CHECK(Mode(data + "/warden.db-decisions") == 0600);
+  REQUIRE(!JournalSegments(data).empty());
+  for (const std::string& seg : JournalSegments(data)) CHECK(Mode(seg) == 0600);
 }
 
 }  // namespace warden::testing

@@ -192,6 +192,91 @@ TEST_CASE("Chunks of version 2 (no caller fields) are still read", "[store][chun
   CHECK(out[0].caller_name.empty());
 }
 
+TEST_CASE("Chunks of version 3 (every field index in every row) are still read", "[store][chunk]") {
+  // version 3, first_seq 5, one string "x", one row: seq +0, time zigzag(10), latency 0,
+  // flags 1 (allowed, id as bytes), id "abc", eighteen field indexes 0.
+  const std::string v3 = std::string("\x03\x05\x01\x01x\x01\x00\x14\x00\x01\x03" "abc", 14) + std::string(18, '\0');
+  std::vector<DecisionRow> out;
+  REQUIRE(DecodeChunk(v3, &out).ok());
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].id == "abc");
+  CHECK(out[0].caller_name == "x");
+}
+
+TEST_CASE("Peek writes the rows so far and leaves the builder as it was", "[store][chunk]") {
+  std::vector<DecisionRow> rows;
+  for (int i = 0; i < 40; ++i) rows.push_back(Row(100 + i, 5'000 + i, i));
+  ChunkBuilder b;
+  for (int i = 0; i < 25; ++i) REQUIRE(b.Add(rows[i]));
+  std::string peeked;
+  b.Peek(&peeked);
+  std::vector<DecisionRow> out;
+  REQUIRE(DecodeChunk(peeked, &out).ok());
+  REQUIRE(out.size() == 25);
+  for (size_t i = 0; i < out.size(); ++i) CheckSameRow(out[i], rows[i]);
+  for (int i = 25; i < 40; ++i) REQUIRE(b.Add(rows[i]));  // goes on where it was
+  std::string blob;
+  b.Finish(&blob);
+  CHECK(b.empty());
+  out.clear();
+  REQUIRE(DecodeChunk(blob, &out).ok());
+  REQUIRE(out.size() == rows.size());
+  for (size_t i = 0; i < out.size(); ++i) CheckSameRow(out[i], rows[i]);
+}
+
+TEST_CASE("A row that repeats the strings of the rows before it takes about 22 bytes", "[store][chunk]") {
+  // The benchmark's shape: requests of two checks (view allowed, update denied) of one token.
+  std::vector<DecisionRow> rows;
+  const FakeClock clock(1'764'600'000'000);
+  for (int i = 0; i < 512; ++i) {
+    DecisionRow d = Row(1 + i, clock.NowMillis() + i / 20, 0);
+    d.id = NewUlid(clock);
+    d.resource_id = "c1";
+    d.request_id = "bench-1";
+    d.action = i % 2 == 0 ? "view" : "update";
+    d.allowed = i % 2 == 0;
+    d.reason = d.allowed ? "ALLOW_RULE" : "NO_MATCHING_ALLOW";
+    d.rule = d.allowed ? "sa:crm#perm:company" : "";
+    rows.push_back(d);
+  }
+  const std::string blob = Encode(rows);
+  INFO("blob " << blob.size() << " bytes for " << rows.size() << " rows");
+  CHECK(blob.size() < rows.size() * 23);  // 34 before the mask (version 3)
+  std::vector<DecisionRow> out;
+  REQUIRE(DecodeChunk(blob, &out).ok());
+  REQUIRE(out.size() == rows.size());
+  for (size_t i = 0; i < out.size(); ++i) CheckSameRow(out[i], rows[i]);
+}
+
+TEST_CASE("DecodeChunkIf builds only the rows its filter keeps, as DecodeChunk builds them", "[store][chunk]") {
+  std::vector<DecisionRow> rows;
+  for (int i = 0; i < 40; ++i) rows.push_back(Row(10 + 3 * i, 5000 + i, i));
+  const std::string blob = Encode(rows);
+  std::vector<int64_t> heads;
+  std::vector<DecisionRow> out;
+  REQUIRE(DecodeChunkIf(blob, [&](const DecisionRowHead& h) {
+    heads.push_back(h.seq);
+    const DecisionRow& want = rows[heads.size() - 1];
+    CHECK(h.time == want.time);
+    CHECK(h.allowed == want.allowed);
+    CHECK(h.model == want.model);
+    CHECK(h.action == want.action);
+    return h.model == "company" && !h.allowed;
+  }, &out).ok());
+  CHECK(heads.size() == rows.size());  // every row is seen, in order
+  std::vector<DecisionRow> expected;
+  for (const DecisionRow& r : rows) {
+    if (r.model == "company" && !r.allowed) expected.push_back(r);
+  }
+  REQUIRE(out.size() == expected.size());
+  REQUIRE_FALSE(out.empty());
+  for (size_t i = 0; i < out.size(); ++i) CheckSameRow(out[i], expected[i]);
+  // A corrupt blob is still an error when the filter keeps nothing.
+  out.clear();
+  CHECK_FALSE(DecodeChunkIf(blob.substr(0, blob.size() - 1), [](const DecisionRowHead&) { return false; }, &out).ok());
+  CHECK(out.empty());
+}
+
 TEST_CASE("A chunk that does not check out is an error and decodes nothing", "[store][chunk]") {
   std::vector<DecisionRow> rows;
   for (int i = 0; i < 20; ++i) rows.push_back(Row(50 + i, 1000 + i, i));
@@ -214,7 +299,7 @@ TEST_CASE("A chunk that does not check out is an error and decodes nothing", "[s
   }
   SECTION("an unknown version") {
     std::string bad = blob;
-    bad[0] = 4;
+    bad[0] = 5;
     out.clear();
     CHECK(DecodeChunk(bad, &out).code() == StatusCode::kInternal);
   }
