@@ -214,19 +214,24 @@ TEST_CASE("Paging never repeats or skips a row while rows are inserted", "[store
   }
   std::atomic<bool> stop{false};
   std::atomic<int> inserted{0};
+  std::atomic<bool> finished{false};
   std::thread writer([&] {
     // At most 4,000 rows: a page costs a chunk decode or two, and in a -O0 sanitizer build
     // an unbounded writer outran the pager, each walk longer than the last.
     while (!stop.load() && inserted.load() < 4000) {
       std::vector<DecisionRow> rows(20, MakeDecision("p0", true));
       rows[5].principal_id = "p1";
-      if (!f.store->AppendDecisions(&rows).ok()) return;
+      if (!f.store->AppendDecisions(&rows).ok()) break;
       inserted += 20;
       // A journal append takes microseconds; at full speed the table would grow by millions
       // of rows while the pager walks it. A steady stream is what this test is about.
       std::this_thread::sleep_for(std::chrono::microseconds(500));
     }
+    finished = true;
   });
+  // The writer is under way before the first page (on a busy host the walks could end before
+  // it ran at all).
+  while (inserted.load() < 100 && !finished.load()) std::this_thread::yield();
   for (const std::string principal : {"", "p0"}) {
     DecisionQuery q;
     q.tenant_id = kDefaultTenantId;
