@@ -24,6 +24,11 @@
 # Env: BUILD_DIR=build (configured Release with Ninja when absent)  SKIP_BUILD=1
 #      ACCESS_LOG=on (warden's WARDEN_ACCESS_LOG; its lines go to a file on disk)
 #      REPS=2  LOAD="-t2 -c16 -d15s"  SINGLE="-t1 -c1 -d10s"  WARMUP="-t2 -c16 -d3s"
+#      PRIME=1: before the shapes, verify every token once (bench/warm_tokens.sh, PRIME_LOAD="-t1
+#      -c16 -d10s" per wrk run), so the shapes measure a warm token cache, as on a server that
+#      has run a while; the cold pass's own figures are printed ("## first pass"). PRIME=0: the
+#      shapes meet their tokens cold (how sessions before 9 measured; uniform and Zipf then
+#      pay a store read and a policy compile for each token first seen during the run).
 #      ACCOUNTS=10000 TPA=10 UNIFORM_ACCOUNTS=1000 BAD_PERCENT=5
 #      WARDEN_PORT=18080  WARDEN_THREADS (unset: the server default)
 #      CERBOS_BIN (default: ../shared/peers/cerbos/install.sh installs it)  SKIP_CERBOS=1
@@ -48,6 +53,8 @@ REPS=${REPS:-2}
 LOAD=${LOAD:-"-t2 -c16 -d15s"}
 SINGLE=${SINGLE:-"-t1 -c1 -d10s"}
 WARMUP=${WARMUP:-"-t2 -c16 -d3s"}
+PRIME=${PRIME:-1}
+PRIME_LOAD=${PRIME_LOAD:-"-t1 -c16 -d10s"}
 WARDEN_PORT=${WARDEN_PORT:-18080}
 URL=http://127.0.0.1:$WARDEN_PORT
 for tool in wrk sqlite3 curl python3 openssl; do
@@ -153,6 +160,15 @@ settle() {  # until the mover has moved every journaled row (the backlog gauge i
   done
   echo "http.sh: the decision journal did not drain in 5 minutes" >&2
 }
+# ---- the first pass: every token verified once (cold: a store read and, per account, a policy
+# compile), so each shape below measures the warm cache that a running server has.
+if [[ $PRIME == 1 ]]; then
+  source "$ROOT/bench/warm_tokens.sh"
+  warm_tokens "$URL" "$PRIME_LOAD"
+  misses=$(curl -s "$URL/metrics" | awk '/^warden_token_cache_misses_total/{print $2}')
+  echo "## first pass: $WARM_SENT checks over $(wc -l < "$WORK/tokens.txt") tokens ($PRIME_LOAD per wrk run); token cache misses $misses"
+  (( WARM_FAILED == 0 )) || { echo "http.sh: $WARM_FAILED failed requests in the first pass" >&2; exit 1; }
+fi
 for spec in $SHAPES; do
   shape=${spec%%:*} checks=${spec##*:}
   settle

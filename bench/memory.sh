@@ -66,21 +66,13 @@ for _ in $(seq 1 100); do curl -sf "$URL/healthz" >/dev/null 2>&1 && break; slee
 curl -sf "$URL/healthz" >/dev/null || { echo "warden did not start" >&2; cat "$WORK/warden.log" >&2; exit 1; }
 echo "idle:                  $(mem)"
 
-export WARDEN_BENCH_TOKENS=$WORK/tokens.txt WARDEN_BENCH_ROTATE=1 WARDEN_BENCH_THREADS=1
-sent=0; fail=0
-while (( sent < NTOK )); do
-  res=$(WARDEN_BENCH_OFFSET=$sent wrk $WARM -s "$ROOT/bench/check.lua" "$URL" | grep '^RESULT')
-  echo "  warm: offset $sent: $res"
-  n=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$res")
-  bad=$(sed -n 's/.*non200=\([0-9]*\) wrong_decision=\([0-9]*\) sock_err=\([0-9]*\).*/\1 \2 \3/p' <<<"$res")
-  for b in $bad; do fail=$((fail + b)); done
-  (( n > 0 )) || { echo "no requests completed" >&2; exit 1; }
-  sent=$((sent + n))
-done
+export WARDEN_BENCH_TOKENS=$WORK/tokens.txt
+source "$ROOT/bench/warm_tokens.sh"
+warm_tokens "$URL" "$WARM"
+sent=$WARM_SENT fail=$WARM_FAILED
 misses=$(curl -s "$URL/metrics" | awk '/^warden_token_cache_misses_total/{print $2}')
 echo "sent $sent checks; token cache misses $misses (tokens: $NTOK)"
 echo "all tokens verified:   $(mem)"
-unset WARDEN_BENCH_ROTATE
 wrk -t2 -c16 -d5s -s "$ROOT/bench/check.lua" "$URL" | grep '^RESULT' | sed 's/^/  load: /'
 echo "after 5 s of load:     $(mem)"
 rss=$(awk '/^VmRSS/{print $2}' /proc/$PID/status); hwm=$(awk '/^VmHWM/{print $2}' /proc/$PID/status)

@@ -43,8 +43,9 @@ struct Config {
   int test_token_lookup_delay_ms = 0;       // tests only: every token lookup in the store first waits this long
   // SQLite: how long a principal's decision chunk may stay open in memory before it is written
   // (sooner when it is full or memory asks); readers of the API see its rows meanwhile, plain
-  // SQL readers of the file do not.
-  int64_t decision_chunk_age_ms = 5000;
+  // SQL readers of the file do not. Its rows are in the journal meanwhile; a restart replays
+  // at most this much (and at most the journal's 64 MiB soft bound).
+  int64_t decision_chunk_age_ms = 30000;
   // Tests only: > 0 bounds the SQLite decision log's backlog to this many bytes and stops its
   // background mover (only reads move rows), so the bound's 503 can be reached on purpose.
   int64_t test_decision_backlog_bytes = 0;

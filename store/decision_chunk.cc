@@ -263,14 +263,13 @@ size_t ChunkBuilder::MemoryBytes() const {
 }
 
 Status DecodeChunkIf(std::string_view blob, const std::function<bool(const DecisionRowHead&)>& keep,
-                     std::vector<DecisionRow>* out) {
+                     size_t max_rows, std::vector<DecisionRow>* out) {
   Reader in{reinterpret_cast<const unsigned char*>(blob.data()),
             reinterpret_cast<const unsigned char*>(blob.data()) + blob.size()};
   const auto corrupt = [] { return InternalError("a decision-log chunk is corrupt"); };
   const uint8_t version = in.Byte();
   if (version < kVersion1 || version > kVersion || !in.ok) return corrupt();
   const size_t dict_fields = version >= kVersion3 ? ChunkBuilder::kDictFields : kVersion2DictFields;
-  uint64_t index[ChunkBuilder::kDictFields] = {};  // the row's indexes (version 4: the previous row's until read)
   int64_t seq = static_cast<int64_t>(in.Varint());
   const uint64_t n_strings = in.Varint();
   if (!in.ok || n_strings > static_cast<uint64_t>(in.end - in.p)) return corrupt();  // >= 1 byte each
@@ -282,57 +281,80 @@ Status DecodeChunkIf(std::string_view blob, const std::function<bool(const Decis
   const uint64_t min_row_bytes = version >= kVersion ? 5 + kMaskBytes : 5 + 16;
   const uint64_t n_rows = in.Varint();
   if (!in.ok || n_rows > static_cast<uint64_t>(in.end - in.p) / min_row_bytes) return corrupt();
-  const size_t start = out->size();
-  int64_t time = 0;
-  // Each row is read to its end (its indexes and id located, nothing copied); only the rows
-  // `keep` takes are built, so a query pays for the strings of the rows it returns.
+  // Each row is read to its end, its id and string indexes located but nothing copied; the
+  // last max_rows that `keep` takes wait in a ring, and only those are built, once the whole
+  // blob checked out. So a page pays for the strings of the rows it returns.
+  struct Parsed {
+    int64_t seq, time, latency_us, id_ms;
+    bool allowed;
+    std::string_view id_text;
+    const unsigned char* id_random;  // a compact ULID's 80 random bits, or null
+    uint32_t index[ChunkBuilder::kDictFields];
+  };
+  thread_local std::vector<Parsed> ring;
+  const size_t capacity = static_cast<size_t>(std::min<uint64_t>(n_rows, max_rows));
+  ring.resize(capacity);
+  size_t taken = 0;
+  Parsed row{};  // version 4: the previous row's indexes until read
   for (uint64_t i = 0; i < n_rows && in.ok; ++i) {
     seq = WrappingAdd(seq, static_cast<int64_t>(in.Varint()));
-    time = WrappingAdd(time, UnZigZag(in.Varint()));
-    const int64_t latency_us = UnZigZag(in.Varint());
+    row.time = WrappingAdd(row.time, UnZigZag(in.Varint()));
+    row.seq = seq;
+    row.latency_us = UnZigZag(in.Varint());
     const uint8_t flags = in.Byte();
-    const bool allowed = version == kVersion1 ? flags != 0 : (flags & kAllowedBit) != 0;
-    std::string_view id_text;
-    const unsigned char* id_random = nullptr;  // a compact ULID's 80 random bits
-    int64_t id_ms = 0;
+    row.allowed = version == kVersion1 ? flags != 0 : (flags & kAllowedBit) != 0;
+    row.id_random = nullptr;
     if (version != kVersion1 && (flags & kCompactUlidBit)) {
-      id_ms = WrappingAdd(time, UnZigZag(in.Varint()));
+      row.id_ms = WrappingAdd(row.time, UnZigZag(in.Varint()));
       if (!in.ok || in.end - in.p < 10) {
         in.ok = false;
         break;
       }
-      id_random = in.p;
+      row.id_random = in.p;
       in.p += 10;
     } else {
-      id_text = in.Bytes();
+      row.id_text = in.Bytes();
     }
     uint32_t same = 0;  // version 4's mask
     if (version >= kVersion) {
       for (size_t b = 0; b < kMaskBytes; ++b) same |= static_cast<uint32_t>(in.Byte()) << (8 * b);
     }
     for (size_t f = 0; f < dict_fields; ++f) {
-      if (!((same >> f) & 1)) index[f] = in.Varint();
-      if (index[f] >= strings.size()) in.ok = false;
+      if (!((same >> f) & 1)) {
+        const uint64_t index = in.Varint();
+        if (index >= strings.size()) in.ok = false;
+        row.index[f] = static_cast<uint32_t>(index);
+      } else if (row.index[f] >= strings.size()) {
+        in.ok = false;
+      }
     }
-    if (!in.ok) break;
+    if (!in.ok || capacity == 0) continue;
     constexpr size_t kModel = 5, kAction = 6;  // in DictFields order
-    if (keep && !keep(DecisionRowHead{seq, time, allowed, strings[index[kModel]], strings[index[kAction]]})) continue;
-    DecisionRow& r = out->emplace_back();
-    r.seq = seq;
-    r.time = time;
-    r.latency_us = latency_us;
-    r.allowed = allowed;
-    r.id = id_random ? JoinUlid(static_cast<uint64_t>(id_ms), id_random) : std::string(id_text);
-    const auto fields = DictFields(r);
-    for (size_t f = 0; f < dict_fields; ++f) *fields[f] = strings[index[f]];  // older versions leave the rest empty
+    if (keep && !keep(DecisionRowHead{row.seq, row.time, row.allowed, strings[row.index[kModel]],
+                                      strings[row.index[kAction]]})) {
+      continue;
+    }
+    ring[taken++ % capacity] = row;
   }
-  if (!in.ok || in.p != in.end) {
-    out->resize(start);
-    return corrupt();
+  if (!in.ok || in.p != in.end) return corrupt();
+  const size_t built = std::min(taken, capacity);
+  out->reserve(out->size() + built);
+  for (size_t k = taken - built; k < taken; ++k) {
+    const Parsed& p = ring[k % capacity];
+    DecisionRow& r = out->emplace_back();
+    r.seq = p.seq;
+    r.time = p.time;
+    r.latency_us = p.latency_us;
+    r.allowed = p.allowed;
+    r.id = p.id_random ? JoinUlid(static_cast<uint64_t>(p.id_ms), p.id_random) : std::string(p.id_text);
+    const auto fields = DictFields(r);
+    for (size_t f = 0; f < dict_fields; ++f) *fields[f] = strings[p.index[f]];  // older versions leave the rest empty
   }
   return Status::Ok();
 }
 
-Status DecodeChunk(std::string_view blob, std::vector<DecisionRow>* out) { return DecodeChunkIf(blob, nullptr, out); }
+Status DecodeChunk(std::string_view blob, std::vector<DecisionRow>* out) {
+  return DecodeChunkIf(blob, nullptr, SIZE_MAX, out);
+}
 
 }  // namespace warden::store

@@ -42,12 +42,14 @@ namespace warden::store {
 // A chunk holds at most this many rows, and rows whose seqs lie less than kMaxChunkSpan apart:
 // a page of a history reads one or two chunks, and a query for the rows before seq S finds
 // every chunk holding one among those with last_seq < S + kMaxChunkSpan. Chunks held open
-// across mover passes reach this bound for every principal with under ~1/128 of the traffic;
-// a wider span (2^20 was tried) fills their chunks more but makes a deep tenant-wide page
-// decode every chunk straddling its cursor: about span rows, 106 ms at 2^20 against the 10 ms
-// target (docs/benchmarks.md, session 8).
+// across mover passes reach the span for every principal with under ~1/512 of the traffic:
+// the wider it is, the fuller the long tail's chunks (fewer bytes a decision), and the more
+// rows a deep tenant-wide page reads (every chunk straddling its cursor). 2^16: 78 bytes a
+// decision in a Zipf mix over 10,000 accounts; 2^18 with DecodeChunkIf building only the
+// rows a page returns: a page 1,000 deep at 1M decisions from 1,000 accounts in 6.3 ms,
+// against the 10 ms target (2^20 had been 106 ms building every row; docs/benchmarks.md).
 inline constexpr size_t kMaxChunkRows = 512;
-inline constexpr int64_t kMaxChunkSpan = 1 << 16;
+inline constexpr int64_t kMaxChunkSpan = 1 << 18;
 
 // Builds one chunk from rows added in ascending seq order (each distinct string is copied
 // once; a row need not outlive Add()). Kept small, as the mover holds one per active
@@ -108,9 +110,10 @@ struct DecisionRowHead {
   std::string_view model, action;
 };
 // DecodeChunk, appending only the rows for which `keep` is true (every row when it is
-// empty). Every row is still checked. A deep tenant-wide page decodes every chunk straddling
-// its cursor but returns 51 rows: building only those is what keeps it under 10 ms.
+// empty), and of those only the last (newest) `max_rows`. Every row is still checked. A page
+// decodes every chunk straddling its cursor but returns 51 rows: building only those is what
+// keeps a deep tenant-wide page under 10 ms.
 Status DecodeChunkIf(std::string_view blob, const std::function<bool(const DecisionRowHead&)>& keep,
-                     std::vector<DecisionRow>* out);
+                     size_t max_rows, std::vector<DecisionRow>* out);
 
 }  // namespace warden::store

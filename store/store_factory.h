@@ -35,7 +35,7 @@ struct OpenStoreOptions {
   // its spill file of decision rows there (PgStore::Options::spill_path). Empty: none.
   std::string local_dir;
   // SQLite: SqliteStore::Options::decision_open_age_ms.
-  int64_t decision_chunk_age_ms = 5000;
+  int64_t decision_chunk_age_ms = 30000;
   // Tests only (SQLite): > 0 is the decision log's backlog bound, with no background mover.
   int64_t test_decision_backlog_bytes = 0;
 };

@@ -262,7 +262,7 @@ TEST_CASE("DecodeChunkIf builds only the rows its filter keeps, as DecodeChunk b
     CHECK(h.model == want.model);
     CHECK(h.action == want.action);
     return h.model == "company" && !h.allowed;
-  }, &out).ok());
+  }, SIZE_MAX, &out).ok());
   CHECK(heads.size() == rows.size());  // every row is seen, in order
   std::vector<DecisionRow> expected;
   for (const DecisionRow& r : rows) {
@@ -273,7 +273,18 @@ TEST_CASE("DecodeChunkIf builds only the rows its filter keeps, as DecodeChunk b
   for (size_t i = 0; i < out.size(); ++i) CheckSameRow(out[i], expected[i]);
   // A corrupt blob is still an error when the filter keeps nothing.
   out.clear();
-  CHECK_FALSE(DecodeChunkIf(blob.substr(0, blob.size() - 1), [](const DecisionRowHead&) { return false; }, &out).ok());
+  CHECK_FALSE(DecodeChunkIf(blob.substr(0, blob.size() - 1), [](const DecisionRowHead&) { return false; }, 3, &out).ok());
+  CHECK(out.empty());
+  // At most the last max_rows of those kept: the newest.
+  REQUIRE(DecodeChunkIf(blob, [](const DecisionRowHead& h) { return h.allowed; }, 3, &out).ok());
+  std::vector<DecisionRow> allowed;
+  for (const DecisionRow& r : rows) {
+    if (r.allowed) allowed.push_back(r);
+  }
+  REQUIRE(out.size() == 3);
+  for (size_t i = 0; i < 3; ++i) CheckSameRow(out[i], allowed[allowed.size() - 3 + i]);
+  out.clear();
+  REQUIRE(DecodeChunkIf(blob, nullptr, 0, &out).ok());
   CHECK(out.empty());
 }
 

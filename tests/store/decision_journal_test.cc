@@ -653,6 +653,7 @@ TEST_CASE("A journal segment is deleted once every row in it is stored", "[store
   const std::string path = dir.File("w.db");
   SqliteStore::Options options = NoMover();
   options.decision_segment_bytes = 4096;  // ~10 rows a segment
+  options.decision_open_age_ms = 5000;
   auto store = OpenStore(path, clock, options);
   AppendFor(*store, "slow", "s-", 1);  // its chunk stays open: it holds back every segment
   for (int i = 0; i < 20; ++i) AppendFor(*store, "busy", "b" + std::to_string(i) + "-", 30);
