@@ -1,6 +1,7 @@
 #include "server/app.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 
 #include "common/crypto.h"
@@ -14,7 +15,8 @@ namespace warden::server {
 
 namespace {
 
-constexpr int kPruneBatch = 1000;
+constexpr int kPruneBatch = 5000;  // decision rows a Prune transaction deletes at most
+constexpr std::chrono::milliseconds kPruneBudget{250};  // per second, on the maintenance thread
 
 std::vector<std::string> TrustedProxies(const Config& config) {
   std::vector<std::string> out;
@@ -238,19 +240,25 @@ void App::AddMaintenanceTasks() {
     if (checkpoint_) (void)checkpoint_();
     if (export_) (void)export_->Sync();
   });
-  maintenance_.Add(10, [this] {
+  // Retention keeps pace with the appends: every second, batches until nothing is over its
+  // budget or kPruneBudget has gone by. A batch is one short transaction (whole chunks go
+  // without being decoded), so the mover and checks interleave with it. The cap this replaced,
+  // 20 batches of 1,000 every 10 s, pruned at most 2,000 rows a second: a tenth of 20k checks
+  // a second, so the database grew without bound (docs/benchmarks.md, "Cost as the work grows").
+  maintenance_.Add(1, [this] {
     store::Retention retention;
     retention.max_age_ms = config_.decision_retention_days * 86'400'000;
     retention.max_rows_per_principal = config_.decision_retention_rows;
     retention.max_unauthenticated_rows = config_.decision_retention_unauthenticated_rows;
-    for (int i = 0; i < 20; ++i) {  // at most 20 small batches per pass: never stall checks
+    const auto deadline = std::chrono::steady_clock::now() + kPruneBudget;
+    while (std::chrono::steady_clock::now() < deadline) {
       auto pruned = store_->Prune(retention, kPruneBatch);
       if (!pruned.ok() || *pruned == 0) break;
       metrics_.decision_rows_pruned += static_cast<uint64_t>(*pruned);
       if (*pruned < kPruneBatch) break;
     }
-    (void)store_->DeleteExpiredSessions();
   });
+  maintenance_.Add(10, [this] { (void)store_->DeleteExpiredSessions(); });
 }
 
 void App::OnStoreChange(const store::Change& change) {
