@@ -20,6 +20,9 @@
 --      WARDEN_BENCH_BAD_PERCENT that share of requests uses one of them (default 0)
 --      WARDEN_BENCH_BATCH    checks per request: view, update, view, ... (default 2)
 --      WARDEN_BENCH_ROTATE=1 (old name) = WARDEN_BENCH_SHAPE=rotate: token i, i+1, ... in turn
+--      WARDEN_BENCH_STOP_AFTER=N  a thread that has N answers stops and ends the run (SIGINT
+--                            to wrk, which then reports at once, its duration ending ~10 ms
+--                            later): with one thread and N = the token count, one pass
 local tokens_file = os.getenv("WARDEN_BENCH_TOKENS") or error("set WARDEN_BENCH_TOKENS")
 local shape = os.getenv("WARDEN_BENCH_SHAPE") or (os.getenv("WARDEN_BENCH_ROTATE") == "1" and "rotate" or "one")
 local tpa = tonumber(os.getenv("WARDEN_BENCH_TPA") or "1")
@@ -77,6 +80,8 @@ badtok = 0
 local sent = 0
 local stride = tonumber(os.getenv("WARDEN_BENCH_THREADS") or "1") or 1
 local offset = tonumber(os.getenv("WARDEN_BENCH_OFFSET") or "0") or 0
+local stop_after = tonumber(os.getenv("WARDEN_BENCH_STOP_AFTER") or "0") or 0
+local answered = 0
 
 -- Zipf(1.1) over `accounts`: the cumulative weights, searched by bisection.
 local cdf = nil
@@ -132,6 +137,15 @@ end
 
 -- nlohmann::json prints object keys sorted, so each result starts "action", "allowed".
 function response(status, headers, body)
+  if stop_after > 0 then
+    answered = answered + 1
+    if answered == stop_after then
+      wrk.thread:stop()
+      -- wrk sleeps for -d and wakes on SIGINT; system() ignores SIGINT in wrk while it runs,
+      -- so the shell sends it 10 ms after returning ($PPID, also in the subshell: wrk).
+      os.execute("(sleep 0.01; kill -INT $PPID) &")
+    end
+  end
   if status ~= 200 then
     non200 = non200 + 1
   elseif count(body, '"reason":"TOKEN_INVALID"') == batch and count(body, '"allowed":true') == 0 then

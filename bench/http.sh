@@ -69,15 +69,7 @@ SEED=$BUILD/bench/warden_seed
 WORK=$(mktemp -d /tmp/warden-http-bench.XXXXXX)
 RAW=$WORK/raw.txt; : > "$RAW"
 PID=""
-stop_pid() {  # SIGTERM the server we started, wait for it to exit
-  if [[ -n "$PID" ]] && kill -0 "$PID" 2>/dev/null; then
-    kill "$PID"
-    for _ in $(seq 1 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$PID" 2>/dev/null && { echo "http.sh: pid $PID did not stop" >&2; kill -9 "$PID"; }
-    wait "$PID" 2>/dev/null || true
-  fi
-  PID=""
-}
+source "$ROOT/bench/lib.sh"  # stop_pid
 NGINX_PID=""
 cleanup() { stop_pid; [[ -n "$NGINX_PID" ]] && kill "$NGINX_PID" 2>/dev/null; [[ "${KEEP:-0}" == 1 ]] && echo "kept $WORK" >&2 || rm -rf "$WORK"; }
 trap cleanup EXIT
