@@ -144,8 +144,8 @@ BENCHMARK(BM_HistoryPage)->Arg(0)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrose
 // `depth`), with filter F:
 // 0 none (one account), 1 allowed=false, 2 action=update, 3 a time window (10 s of the
 // oldest history: seconds 10-20 of the fill), 4 the tenant-wide page. Issue 13 asks for
-// <= 10 ms at 1M, 10M and 50M decisions. The fill is timed once, on stderr, with the
-// database's size.
+// <= 10 ms at 1M, 10M and 50M decisions. The fill checkpoints as the server does (the WAL
+// stays small) and is timed once, on stderr, with the database's size.
 int64_t LogsRows() {
   const char* env = std::getenv("WARDEN_BENCH_LOGS_ROWS");
   const int64_t rows = env != nullptr ? std::atoll(env) : 1'000'000;
@@ -169,16 +169,18 @@ void BM_LogsPage(benchmark::State& state) {
       }
       if (!store->store().AppendDecisions(&rows).ok()) std::abort();
       if (i % 2000 == 0 && !store->store().MoveDecisions().ok()) std::abort();  // passes as under load
+      // The server checkpoints every second; without it the WAL holds the whole table.
+      if (i % 200'000 == 0 && !store->store().Checkpoint().ok()) std::abort();
     }
-    if (!store->store().FlushDecisions().ok()) std::abort();
+    if (!store->store().FlushDecisions().ok() || !store->store().Checkpoint().ok()) std::abort();
     uintmax_t bytes = 0;
     for (const auto& f : std::filesystem::directory_iterator(store->dir())) {
       if (f.is_regular_file()) bytes += f.file_size();
     }
-    std::fprintf(stderr, "BM_LogsPage fixture: %lld decisions from %d accounts in %.1f s, %.1f MB in %s\n",
+    std::fprintf(stderr, "BM_LogsPage fixture: %lld decisions from %d accounts in %.1f s, %.1f MB in %s (w.db %.1f MB)\n",
                  static_cast<long long>(total), kAccounts,
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), bytes / 1e6,
-                 store->dir().c_str());
+                 store->dir().c_str(), std::filesystem::file_size(store->dir() + "/w.db") / 1e6);
     return store;
   }();
   warden::store::DecisionQuery q;
