@@ -172,7 +172,7 @@ for line in open(sys.argv[1]):
         extra[(f[0], f[1])] = kv
 fail = 0
 print(f"\n{'tokens':>9} {'phase':<6} {'rep':>3} {'requests':>9} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>8} {'max ms':>8} "
-      f"{'cache hit %':>11} {'misses':>8} {'failed':>6} {'503 log':>7} {'load1':>5} {'VmRSS MiB':>9} {'VmHWM MiB':>9}")
+      f"{'cache hit %':>11} {'misses':>8} {'failed':>6} {'503s':>6} {'log 503':>7} {'load1':>5} {'VmRSS MiB':>9} {'VmHWM MiB':>9}")
 sizes = []
 for (size, phase) in runs:
     if size not in sizes and size != 'retention': sizes.append(size)
@@ -186,7 +186,7 @@ for size in sizes:
             if phase in ('first', 'cold') and misses < int(size): fail += 1
             ratio = 100.0 * hits / (hits + misses) if hits + misses else 0.0
             print(f"{size:>9} {phase:<6} {i:>3} {int(r['requests']):>9} {float(r['rps']):>8.0f} {int(r['p50_us'])/1000:>7.3f} "
-                  f"{int(r['p99_us'])/1000:>8.3f} {int(r['max_us'])/1000:>8.2f} {ratio:>11.2f} {misses:>8} {failed:>6} {r['overloaded']:>7} "
+                  f"{int(r['p99_us'])/1000:>8.3f} {int(r['max_us'])/1000:>8.2f} {ratio:>11.2f} {misses:>8} {failed:>6} {r.get('s503', '-'):>6} {r['overloaded']:>7} "
                   f"{r['load']:>5} {int(r['rss_kib'])/1024:>9.1f} {int(r['hwm_kib'])/1024:>9.1f}")
     st = extra.get((size, 'stored'))
     if st and int(st['rows']) > 0:
