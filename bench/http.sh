@@ -53,6 +53,8 @@ URL=http://127.0.0.1:$WARDEN_PORT
 for tool in wrk sqlite3 curl python3 openssl; do
   command -v $tool >/dev/null || { echo "http.sh: $tool is not installed" >&2; exit 1; }
 done
+# Another server on the port would be measured instead of ours (ours fails to bind).
+if curl -s -o /dev/null -m 2 "$URL/healthz"; then echo "http.sh: something already listens on $URL (set WARDEN_PORT)" >&2; exit 1; fi
 NGINX=${NGINX:-auto}
 [[ $NGINX == auto ]] && { command -v nginx >/dev/null && NGINX=1 || NGINX=0; }
 [[ $NGINX == 1 ]] && ! command -v nginx >/dev/null && { echo "http.sh: NGINX=1 but nginx is not installed" >&2; exit 1; }
