@@ -4,7 +4,7 @@
 -- (expected allowed) and update (expected denied by the account's policy).
 -- Prints one "RESULT ..." line in done(), in the format of the Cerbos peer's script, plus the
 -- counts the decision-log check needs (good= 200s with a valid token, badtok= 200s with a bad
--- one, batch=).
+-- one, batch=), and s503= (the non-200s that were 503, e.g. the decision log over its bound).
 --
 -- Env: WARDEN_BENCH_TOKENS   file with one plaintext token per line, account by account
 --                            (bench/seed_main.cc): tokens of account k are lines
@@ -20,6 +20,9 @@
 --      WARDEN_BENCH_BAD_PERCENT that share of requests uses one of them (default 0)
 --      WARDEN_BENCH_BATCH    checks per request: view, update, view, ... (default 2)
 --      WARDEN_BENCH_ROTATE=1 (old name) = WARDEN_BENCH_SHAPE=rotate: token i, i+1, ... in turn
+--      WARDEN_BENCH_STOP_AFTER=N  a thread that has N answers stops and ends the run (SIGINT
+--                            to wrk, which then reports at once, its duration ending ~10 ms
+--                            later): with one thread and N = the token count, one pass
 local tokens_file = os.getenv("WARDEN_BENCH_TOKENS") or error("set WARDEN_BENCH_TOKENS")
 local shape = os.getenv("WARDEN_BENCH_SHAPE") or (os.getenv("WARDEN_BENCH_ROTATE") == "1" and "rotate" or "one")
 local tpa = tonumber(os.getenv("WARDEN_BENCH_TPA") or "1")
@@ -70,6 +73,7 @@ function setup(thread)
 end
 
 non200 = 0
+s503 = 0
 bad = 0
 ok = 0
 good = 0
@@ -77,6 +81,8 @@ badtok = 0
 local sent = 0
 local stride = tonumber(os.getenv("WARDEN_BENCH_THREADS") or "1") or 1
 local offset = tonumber(os.getenv("WARDEN_BENCH_OFFSET") or "0") or 0
+local stop_after = tonumber(os.getenv("WARDEN_BENCH_STOP_AFTER") or "0") or 0
+local answered = 0
 
 -- Zipf(1.1) over `accounts`: the cumulative weights, searched by bisection.
 local cdf = nil
@@ -132,8 +138,18 @@ end
 
 -- nlohmann::json prints object keys sorted, so each result starts "action", "allowed".
 function response(status, headers, body)
+  if stop_after > 0 then
+    answered = answered + 1
+    if answered == stop_after then
+      wrk.thread:stop()
+      -- wrk sleeps for -d and wakes on SIGINT; system() ignores SIGINT in wrk while it runs,
+      -- so the shell sends it 10 ms after returning ($PPID, also in the subshell: wrk).
+      os.execute("(sleep 0.01; kill -INT $PPID) &")
+    end
+  end
   if status ~= 200 then
     non200 = non200 + 1
+    if status == 503 then s503 = s503 + 1 end
   elseif count(body, '"reason":"TOKEN_INVALID"') == batch and count(body, '"allowed":true') == 0 then
     ok = ok + 1
     badtok = badtok + 1
@@ -147,9 +163,10 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local n200, nbad, nok, ngood, nbadtok = 0, 0, 0, 0, 0
+  local n200, n503, nbad, nok, ngood, nbadtok = 0, 0, 0, 0, 0, 0
   for _, t in ipairs(threads) do
     n200 = n200 + t:get("non200")
+    n503 = n503 + t:get("s503")
     nbad = nbad + t:get("bad")
     nok = nok + t:get("ok")
     ngood = ngood + t:get("good")
@@ -158,8 +175,8 @@ function done(summary, latency, requests)
   local e = summary.errors
   local secs = summary.duration / 1e6
   io.write(string.format(
-    "RESULT requests=%d rps=%.1f p50_us=%d p90_us=%d p99_us=%d max_us=%d ok=%d non200=%d wrong_decision=%d sock_err=%d good=%d badtok=%d batch=%d\n",
+    "RESULT requests=%d rps=%.1f p50_us=%d p90_us=%d p99_us=%d max_us=%d ok=%d non200=%d wrong_decision=%d sock_err=%d good=%d badtok=%d batch=%d s503=%d\n",
     summary.requests, summary.requests / secs,
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max,
-    nok, n200, nbad, e.connect + e.read + e.write + e.timeout, ngood, nbadtok, batch))
+    nok, n200, nbad, e.connect + e.read + e.write + e.timeout, ngood, nbadtok, batch, n503))
 end

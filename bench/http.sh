@@ -60,6 +60,8 @@ URL=http://127.0.0.1:$WARDEN_PORT
 for tool in wrk sqlite3 curl python3 openssl; do
   command -v $tool >/dev/null || { echo "http.sh: $tool is not installed" >&2; exit 1; }
 done
+# Another server on the port would be measured instead of ours (ours fails to bind).
+if curl -s -o /dev/null -m 2 "$URL/healthz"; then echo "http.sh: something already listens on $URL (set WARDEN_PORT)" >&2; exit 1; fi
 NGINX=${NGINX:-auto}
 [[ $NGINX == auto ]] && { command -v nginx >/dev/null && NGINX=1 || NGINX=0; }
 [[ $NGINX == 1 ]] && ! command -v nginx >/dev/null && { echo "http.sh: NGINX=1 but nginx is not installed" >&2; exit 1; }
@@ -76,15 +78,7 @@ SEED=$BUILD/bench/warden_seed
 WORK=$(mktemp -d /tmp/warden-http-bench.XXXXXX)
 RAW=$WORK/raw.txt; : > "$RAW"
 PID=""
-stop_pid() {  # SIGTERM the server we started, wait for it to exit
-  if [[ -n "$PID" ]] && kill -0 "$PID" 2>/dev/null; then
-    kill "$PID"
-    for _ in $(seq 1 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$PID" 2>/dev/null && { echo "http.sh: pid $PID did not stop" >&2; kill -9 "$PID"; }
-    wait "$PID" 2>/dev/null || true
-  fi
-  PID=""
-}
+source "$ROOT/bench/lib.sh"  # stop_pid
 NGINX_PID=""
 cleanup() { stop_pid; [[ -n "$NGINX_PID" ]] && kill "$NGINX_PID" 2>/dev/null; [[ "${KEEP:-0}" == 1 ]] && echo "kept $WORK" >&2 || rm -rf "$WORK"; }
 trap cleanup EXIT
