@@ -5,6 +5,8 @@
 // With an export sink (store/ndjson_sink.h), every batch also goes there once it is durable in
 // the log; an export that fails is counted (warden_decision_export_failures_total) and does
 // not fail the checks: the log is the record, the export a copy.
+// When the log is over its backlog bound (its mover behind), Write() waits up to 50 ms for it
+// before the batch fails (503): a burst slows down rather than fails.
 // Thread-safety: Write() may be called from any thread; Stop() waits for writes in progress.
 #pragma once
 
