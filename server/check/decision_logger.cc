@@ -27,6 +27,7 @@ Status DecisionLogger::Write(std::vector<store::DecisionRow>* rows) {
   // (one token, 20 checks a request: ~300k decisions a second) slows answers down instead
   // of failing them; the caller pausing is the back-pressure, and the mover gets the CPU.
   // Only a log that stays behind for kBehindWait (a stuck disk) fails the checks with 503.
+  if (st.code() == StatusCode::kResourceExhausted) metrics_->decision_log_waits++;
   for (auto waited = std::chrono::milliseconds(0); st.code() == StatusCode::kResourceExhausted && waited < kBehindWait;
        waited += kBehindStep) {
     std::this_thread::sleep_for(kBehindStep);

@@ -65,6 +65,7 @@ std::string Metrics::Render(const std::string& revision) const {
   Counter(&out, "warden_decision_log_batches_total", "Decision-log transactions committed.", decision_batches.load());
   Counter(&out, "warden_decision_log_rows_total", "Decision-log rows committed.", decision_rows.load());
   Counter(&out, "warden_decision_log_failures_total", "Decision-log batches that failed to commit.", decision_log_failures.load());
+  Counter(&out, "warden_decision_log_waits_total", "Decision-log batches that found the log's backlog over its bound and waited (up to 50 ms) for its mover.", decision_log_waits.load());
   Counter(&out, "warden_decision_log_overloaded_total", "Decision-log batches refused (answered 503) because the log's backlog was over its bound.", decision_log_overloaded.load());
   Counter(&out, "warden_decision_export_failures_total", "Decision batches the NDJSON export could not write.", decision_export_failures.load());
   Counter(&out, "warden_decision_journal_backlog_bytes", "Decision rows appended and not yet in the decision_chunk table: journal bytes the mover has not read, plus the memory of the open chunks holding the rest.", static_cast<uint64_t>(decision_journal_backlog_bytes.load()), "gauge");

@@ -49,6 +49,7 @@ struct Metrics {
   std::atomic<uint64_t> decision_rows{0};
   std::atomic<uint64_t> decision_log_failures{0};
   std::atomic<uint64_t> decision_log_overloaded{0};  // batches refused: the log's backlog over its bound (503)
+  std::atomic<uint64_t> decision_log_waits{0};  // batches that waited for the mover (over the bound at first)
   std::atomic<uint64_t> decision_export_failures{0};  // batches the NDJSON export could not write
   std::atomic<uint64_t> decision_last_batch_rows{0};  // rows/batches gives the mean batch size
   Histogram decision_commit_seconds;

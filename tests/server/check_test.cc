@@ -687,9 +687,9 @@ TEST_CASE("check: metrics count every decision and token failure", "[check]") {
 }
 
 // The event loop never moves decision rows: when the log's backlog is over its bound (here
-// 1 byte, with the background mover off, so that only reads move rows), a check is answered
-// 503, allows nothing, writes no row and is counted; once a read has moved the rows, checks
-// are answered again.
+// 1 byte, with the background mover off, so that only reads move rows), a check waits up to
+// 50 ms for the mover, then is answered 503, allows nothing, writes no row and is counted;
+// once a read has moved the rows, checks are answered again.
 TEST_CASE("check: over the decision log's backlog bound a check is a 503, counted, with no row", "[check]") {
   TempDir dir;
   TestServer server({.data_dir = dir.path(), .env = {{"WARDEN_TEST_DECISION_BACKLOG_BYTES", "1"}}});
@@ -710,6 +710,8 @@ TEST_CASE("check: over the decision log's backlog bound a check is a 503, counte
   CHECK(refused.json["error"]["code"] == "unavailable");
   CHECK_FALSE(refused.json.contains("results"));
   CHECK(overloaded() == 1);
+  // It waited for the mover first (which is off here, so in vain).
+  CHECK(MetricValue(server.Get("/metrics").body, "warden_decision_log_waits_total") == 1);
   CHECK(rows() == rows0 + 1);  // the refused check has no row
   REQUIRE(CheckReason(server, token, "company", "view") == "ALLOW_RULE");  // the read caught up
   CHECK(rows() == rows0 + 2);
