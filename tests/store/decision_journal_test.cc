@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <iterator>
 #include <limits>
@@ -182,11 +183,13 @@ int64_t Count(SqliteStore& store) {
   return *n;
 }
 
-// Appends `n` rows told apart by request_id "<prefix><i>" and returns them with seq filled.
-std::vector<DecisionRow> AppendRows(SqliteStore& store, const std::string& prefix, int n) {
+// Appends `n` rows, row i of principal_of(i), told apart by request_id "<prefix><i>", and
+// returns them with seq filled.
+std::vector<DecisionRow> AppendEach(SqliteStore& store, const std::string& prefix, int n,
+                                    const std::function<std::string(int)>& principal_of) {
   std::vector<DecisionRow> rows;
   for (int i = 0; i < n; ++i) {
-    DecisionRow d = MakeDecision("sa-" + std::to_string(i % 3), i % 2 == 0);
+    DecisionRow d = MakeDecision(principal_of(i), i % 2 == 0);
     d.request_id = prefix + std::to_string(i);
     rows.push_back(d);
   }
@@ -194,6 +197,11 @@ std::vector<DecisionRow> AppendRows(SqliteStore& store, const std::string& prefi
   INFO(st.message());
   REQUIRE(st.ok());
   return rows;
+}
+
+// AppendEach over the principals sa-0, sa-1, sa-2 in turn.
+std::vector<DecisionRow> AppendRows(SqliteStore& store, const std::string& prefix, int n) {
+  return AppendEach(store, prefix, n, [](int i) { return "sa-" + std::to_string(i % 3); });
 }
 
 std::vector<int64_t> SeqRange(int64_t first, int64_t last) {
@@ -519,19 +527,10 @@ std::string CrashCopy(const std::string& path, const TempDir& to) {
   return copy;
 }
 
-// Appends `n` rows of `principal` told apart by request_id "<prefix><i>".
+// AppendEach with every row of `principal`.
 std::vector<DecisionRow> AppendFor(SqliteStore& store, const std::string& principal, const std::string& prefix,
                                    int n) {
-  std::vector<DecisionRow> rows;
-  for (int i = 0; i < n; ++i) {
-    DecisionRow d = MakeDecision(principal, i % 2 == 0);
-    d.request_id = prefix + std::to_string(i);
-    rows.push_back(d);
-  }
-  Status st = store.AppendDecisions(&rows);
-  INFO(st.message());
-  REQUIRE(st.ok());
-  return rows;
+  return AppendEach(store, prefix, n, [&](int) { return principal; });
 }
 
 // Every row of the default tenant, newest first, paged `limit` at a time.
