@@ -24,7 +24,7 @@
 # Env: BUILD_DIR=build (configured Release with Ninja when absent)  SKIP_BUILD=1
 #      ACCESS_LOG=on (warden's WARDEN_ACCESS_LOG; its lines go to a file on disk)
 #      REPS=2  LOAD="-t2 -c16 -d15s"  SINGLE="-t1 -c1 -d10s"  WARMUP="-t2 -c16 -d3s"
-#      PRIME=1: before the shapes, verify every token once (bench/warm_tokens.sh, PRIME_LOAD="-t1
+#      PRIME=1: before the shapes, verify every token once (warm_tokens in bench/lib.sh, PRIME_LOAD="-t1
 #      -c16 -d10s" per wrk run), so the shapes measure a warm token cache, as on a server that
 #      has run a while; the cold pass's own figures are printed ("## first pass"). PRIME=0: the
 #      shapes meet their tokens cold (how sessions before 9 measured; uniform and Zipf then
@@ -157,7 +157,6 @@ settle() {  # until the mover has moved every journaled row (the backlog gauge i
 # ---- the first pass: every token verified once (cold: a store read and, per account, a policy
 # compile), so each shape below measures the warm cache that a running server has.
 if [[ $PRIME == 1 ]]; then
-  source "$ROOT/bench/warm_tokens.sh"
   warm_tokens "$URL" "$PRIME_LOAD"
   misses=$(curl -s "$URL/metrics" | awk '/^warden_token_cache_misses_total/{print $2}')
   echo "## first pass: $WARM_SENT checks over $(wc -l < "$WORK/tokens.txt") tokens ($PRIME_LOAD per wrk run); token cache misses $misses"

@@ -67,7 +67,7 @@ curl -sf "$URL/healthz" >/dev/null || { echo "warden did not start" >&2; cat "$W
 echo "idle:                  $(mem)"
 
 export WARDEN_BENCH_TOKENS=$WORK/tokens.txt
-source "$ROOT/bench/warm_tokens.sh"
+source "$ROOT/bench/lib.sh"  # warm_tokens
 warm_tokens "$URL" "$WARM"
 sent=$WARM_SENT fail=$WARM_FAILED
 misses=$(curl -s "$URL/metrics" | awk '/^warden_token_cache_misses_total/{print $2}')
