@@ -23,7 +23,9 @@ Attacks (what each one sends is what tests/server/http_front_test.cc sends, at v
   bad-batches  the same with 100 checks per request
   idle         --conns keep-alive connections, one GET /healthz answered on each, then idle; a
                connection the server closes is counted; with --reconnect it is opened again (so
-               past max_connections the server keeps evicting: a connection churn)
+               past max_connections the server keeps evicting: a connection churn); connects
+               are non-blocking and a pending one (its SYN dropped by the server's filter)
+               holds its place, so the attack never waits on one
 Every attack connects from --source (default 127.0.0.2), another address than the victim's.
 Counts: sent (requests written), answers by status (s200=, s429=, ...), closed (connections the
 server closed), connects, errors (connect/send failures), cpu_s (this process's own CPU time: it
@@ -387,20 +389,33 @@ def slowloris(a):
 def idle(a):
     hello = request("GET", "/healthz")
     sel = selectors.DefaultSelector()
-    conns = {}  # fd -> [socket, Responses, answered]
+    conns = {}  # fd -> [socket, Responses, established]
 
+    # Connects are non-blocking: a server that drops the SYNs of an address at its cap leaves
+    # them pending in the kernel's SYN retransmission (1 s, 3 s, ...) for up to ~2 min, and a
+    # blocking connect would stall the whole attack on the first one. A pending connect holds
+    # its place in --conns like an open connection ("connects" counts attempts, "established"
+    # the handshakes that completed, "connect_failed" the refused or timed-out ones).
     def open_one():
-        try:
-            s = socket.create_connection(("127.0.0.1", a.port), timeout=10, source_address=SOURCE)
-            s.setblocking(False)
-            s.send(hello)
-        except OSError:
-            count("errors")
+        s = connect_nonblocking(a.port)
+        if s is None:
             return False
-        count("connects")
-        count("sent")
         conns[s.fileno()] = [s, Responses(), False]
-        sel.register(s, selectors.EVENT_READ)
+        sel.register(s, selectors.EVENT_WRITE)
+        return True
+
+    def established(fd, c):
+        c[2] = True
+        if c[0].getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0:
+            count("connect_failed")
+            return False
+        count("established")
+        try:
+            c[0].send(hello)
+        except OSError:
+            return False
+        count("sent")
+        sel.modify(c[0], selectors.EVENT_READ)
         return True
 
     def run():
@@ -423,11 +438,16 @@ def idle(a):
             for _ in range(min(200, a.conns - len(conns)) if a.reconnect else 0):
                 if STOP.is_set() or not open_one():
                     break
+        COUNTS["pending_at_stop"] = sum(1 for c in conns.values() if not c[2])
 
     def handle(fd):
         if fd not in conns:
             return
         c = conns[fd]
+        if not c[2]:
+            if not established(fd, c):
+                drop(fd)
+            return
         try:
             data = c[0].recv(65536)
         except BlockingIOError:
@@ -438,10 +458,12 @@ def idle(a):
             for status, _, _ in c[1].feed(data):
                 count(f"s{status}")
             return
-        sel.unregister(c[0])
-        c[0].close()
-        del conns[fd]
+        drop(fd)
         count("closed")
+
+    def drop(fd):
+        sel.unregister(conns[fd][0])
+        conns.pop(fd)[0].close()
 
     threads = run_threads(1, run)
     return threads

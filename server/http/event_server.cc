@@ -1,5 +1,7 @@
 #include "server/http/event_server.h"
 
+#include "server/http/address_filter.h"
+
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -128,6 +130,7 @@ const char* HttpLimitName(HttpLimit limit) {
     case HttpLimit::kHeaderSize: return "header_size";
     case HttpLimit::kBodySize: return "body_size";
     case HttpLimit::kConnectionsPerAddress: return "connections_per_address";
+    case HttpLimit::kConnectionsPerAddressFiltered: return "connections_per_address_filtered";
   }
   return "unknown";
 }
@@ -443,6 +446,7 @@ void EventServer::Serve() {
       CheckTimers();
     }
     ResumePaused();
+    ApplyFilter();
     if (hooks_.end_pass) hooks_.end_pass();
     ResumeAcceptingIfDue();
   }
@@ -483,8 +487,10 @@ void EventServer::Accept() {
     std::string remote_addr = AddressString(addr, &remote_port);
     if (!AddressHasRoom(remote_addr)) {
       // Refused before it takes anyone's place. A reset, not a FIN: a client that reconnects
-      // at once would otherwise leave a TIME_WAIT socket here per attempt.
+      // at once would otherwise leave a TIME_WAIT socket here per attempt. Its handshake was
+      // queued before the filter had the address, or the filter is full or unavailable.
       Trip(HttpLimit::kConnectionsPerAddress);
+      FilterIfAtCap(remote_addr);
       const linger reset{1, 0};
       setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
       ::close(fd);
@@ -506,6 +512,10 @@ void EventServer::Accept() {
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    // The socket was cloned with the listener's filter of that moment: of no use to it (its
+    // address passed), a cost on each of its packets, and wrong should its own address have
+    // entered the filter between its handshake and the clone.
+    if (filter_used_) DetachFilter(fd);
     auto c = std::make_unique<Conn>();
     c->id = next_id_++;
     c->fd = fd;
@@ -526,6 +536,7 @@ void EventServer::Accept() {
     // Accepted this pass and not yet read: the newest of the never-answered ones.
     if (victims_found) victims.silent.push_back(c->id);
     ++per_address_[c->remote_addr];
+    FilterIfAtCap(c->remote_addr);
     conns_.emplace(c->id, std::move(c));
   }
 }
@@ -911,15 +922,56 @@ void EventServer::Close(uint64_t id) {
   if (auto a = per_address_.find(it->second->remote_addr); a != per_address_.end() && --a->second == 0) {
     per_address_.erase(a);
   }
+  UnfilterIfBelowCap(it->second->remote_addr);
   conns_.erase(it);
 }
 
-bool EventServer::AddressHasRoom(const std::string& addr) const {
-  if (options_.max_connections_per_address == 0) return true;
-  const auto it = per_address_.find(addr);
-  if (it == per_address_.end() || it->second < options_.max_connections_per_address) return true;
+bool EventServer::IsCapped(const std::string& addr) const {
+  if (options_.max_connections_per_address == 0) return false;
   const auto& uncapped = options_.uncapped_addresses;
-  return std::find(uncapped.begin(), uncapped.end(), addr) != uncapped.end();
+  return std::find(uncapped.begin(), uncapped.end(), addr) == uncapped.end();
+}
+
+bool EventServer::AddressHasRoom(const std::string& addr) const {
+  const auto it = per_address_.find(addr);
+  return it == per_address_.end() || it->second < options_.max_connections_per_address || !IsCapped(addr);
+}
+
+void EventServer::FilterIfAtCap(const std::string& addr) {
+  if (filter_unavailable_ || AddressHasRoom(addr) || filtered_.size() >= kMaxFilteredAddresses) return;
+  if (!filtered_.insert(addr).second) return;
+  filter_changed_ = true;
+  Trip(HttpLimit::kConnectionsPerAddressFiltered);
+}
+
+void EventServer::UnfilterIfBelowCap(const std::string& addr) {
+  const auto f = filtered_.find(addr);
+  if (f == filtered_.end()) return;
+  // Out only a tenth of the cap below it (at least one), so an address that keeps its cap
+  // full does not flip the filter every pass.
+  const size_t cap = options_.max_connections_per_address;
+  const auto a = per_address_.find(addr);
+  const size_t held = a == per_address_.end() ? 0 : a->second;
+  if (held + std::max<size_t>(1, cap / 10) > cap) return;
+  filtered_.erase(f);
+  filter_changed_ = true;
+}
+
+void EventServer::ApplyFilter() {
+  if (!filter_changed_) return;
+  filter_changed_ = false;
+  const Status attached = SetDropFilter(listen_fd_, std::vector<std::string>(filtered_.begin(), filtered_.end()));
+  if (attached.ok()) {
+    filter_used_ = filter_used_ || !filtered_.empty();
+    return;
+  }
+  // Refusing by reset after the accept still holds each address to its cap.
+  filter_unavailable_ = true;
+  filtered_.clear();
+  if (hooks_.notice) {
+    hooks_.notice("capped client addresses are refused after the accept, not filtered below it (" +
+                  attached.message() + ")");
+  }
 }
 
 void EventServer::CheckTimers() {

@@ -29,8 +29,19 @@
 // hold more than `total_buffer_bytes` the ones holding more than their share are not read;
 // at `max_connections` a new connection displaces the longest-idle one that was never
 // answered, else the longest-idle keep-alive one, or is refused; one client address holds at
-// most `max_connections_per_address` (more are refused); at most 64 connections are
-// accepted a pass. Each bound reports through `Hooks::limit` when it trips.
+// most `max_connections_per_address`; at most 64 connections are accepted a pass. Each bound
+// reports through `Hooks::limit` when it trips.
+//
+// An address that reaches its cap goes into a classic BPF filter on the listener
+// (address_filter.h), so its further SYNs are dropped by the kernel before any handshake: a
+// client that reopens every refused connection then waits for its own SYN retransmissions
+// (1 s, 3 s, ...) instead of costing this host a handshake, an accept and a reset each time
+// (issue 12, idle-churn). It leaves the filter once it holds a tenth of the cap fewer (at
+// least one), and a connection still accepted over the cap (queued before the filter had its
+// address, beyond kMaxFilteredAddresses, or where the kernel refuses filters, which `notice`
+// reports once) is reset as before. `uncapped_addresses` are never filtered. The filter is
+// rebuilt at most once a loop pass, when the set changed, and detached from every accepted
+// socket (which inherits it).
 //
 // Out of file descriptors (or memory), the loop stops watching the listener for 250 ms at a
 // time instead of retrying accept() in a busy loop; new connections wait in the listen queue,
@@ -49,6 +60,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -71,8 +83,10 @@ enum class HttpLimit {
   kHeaderSize,        // header block over 16 KiB (431)
   kBodySize,          // body over max_body (413)
   kConnectionsPerAddress,  // max_connections_per_address reached: the new connection refused
+  kConnectionsPerAddressFiltered,  // an address at max_connections_per_address added to the
+                                   // listener's filter: its connects are dropped unanswered
 };
-inline constexpr size_t kHttpLimitCount = 10;
+inline constexpr size_t kHttpLimitCount = 11;
 // The label of `limit` in /metrics, e.g. "header_deadline".
 const char* HttpLimitName(HttpLimit limit);
 
@@ -189,8 +203,16 @@ class EventServer {
   void ResumePaused();
   void Trip(HttpLimit limit) const;
   void Close(uint64_t id);
+  // Whether `addr` is held to max_connections_per_address at all.
+  bool IsCapped(const std::string& addr) const;
   // Whether a new connection from `addr` is within max_connections_per_address.
   bool AddressHasRoom(const std::string& addr) const;
+  // An address at its cap goes into the listener's filter (while there is room in it);
+  // one that fell far enough below leaves it. Both only mark the filter for ApplyFilter.
+  void FilterIfAtCap(const std::string& addr);
+  void UnfilterIfBelowCap(const std::string& addr);
+  // Installs the filtered set on the listener when it changed (once a loop pass at most).
+  void ApplyFilter();
   // Deadlines, idle and stalled connections; runs every scan_interval_.
   void CheckTimers();
   void WorkerLoop();
@@ -204,6 +226,10 @@ class EventServer {
   uint64_t next_id_ = 2;  // 0 = listener, 1 = wake_fd_
   std::unordered_map<uint64_t, std::unique_ptr<Conn>> conns_;  // loop thread only
   std::unordered_map<std::string, size_t> per_address_;         // loop thread only: open conns
+  std::set<std::string> filtered_;  // loop thread only: addresses whose packets the listener drops
+  bool filter_changed_ = false;     // loop thread only: filtered_ differs from the listener's
+  bool filter_used_ = false;        // loop thread only: a filter was attached to the listener once
+  bool filter_unavailable_ = false; // loop thread only: the kernel refused it; refuse by reset only
   Batch batch_;                                                  // loop thread only
   std::vector<uint64_t> ready_;  // connections with buffered requests to process next pass
   bool accept_paused_ = false;                   // loop thread only

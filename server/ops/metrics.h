@@ -60,7 +60,7 @@ struct Metrics {
   std::atomic<uint64_t> login_failures{0};
   std::atomic<uint64_t> decision_rows_pruned{0};
   // Times each bound of the plain-HTTP front tripped, indexed by HttpLimit (event_server.h).
-  static constexpr size_t kHttpLimits = 10;
+  static constexpr size_t kHttpLimits = 11;
   std::array<std::atomic<uint64_t>, kHttpLimits> http_limits{};
   // Set from the store when /metrics is rendered.
   std::atomic<int64_t> decision_journal_backlog_bytes{0};
