@@ -24,6 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "server/http/address_filter.h"
 #include "tests/server/check_helpers.h"
 #include "tests/server/harness.h"
 
@@ -648,6 +649,29 @@ TEST_CASE("http front: an address at max_connections_per_address has its connect
     CHECK(StatusOf(again.conn().ReadResponses(1)) == 200);
   }
   CHECK(connected);
+}
+
+TEST_CASE("http front: past the filter's bound an address over its cap is reset after the accept", "[http]") {
+  TempDir dir;
+  TestServer server({.data_dir = dir.path(), .env = {{"WARDEN_MAX_CONNECTIONS_PER_ADDRESS", "1"}}});
+  const std::string hello = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  // One connection from each of one address more than the filter holds (127.0.1.0 and on):
+  // each reaches its cap, and the first kMaxFilteredAddresses fill the filter.
+  std::vector<std::unique_ptr<RawConn>> held;
+  std::string source;
+  for (size_t i = 0; i <= warden::server::kMaxFilteredAddresses; ++i) {
+    source = "127.0." + std::to_string(1 + i / 256) + "." + std::to_string(i % 256);
+    held.push_back(std::make_unique<RawConn>(server.port(), source.c_str()));
+    held.back()->Send(hello);
+    REQUIRE(StatusOf(held.back()->ReadResponses(1)) == 200);
+  }
+  CHECK(LimitCount(server, "connections_per_address_filtered") == warden::server::kMaxFilteredAddresses);
+  // The last one is not in it: its second connection completes and is reset before it is read.
+  RawConn over(server.port(), source.c_str());
+  over.Send(hello);
+  CHECK(over.WaitClosed());
+  CHECK(Statuses(over.ReadResponses(1)).empty());
+  CHECK(LimitCount(server, "connections_per_address") == 1);
 }
 
 TEST_CASE("http front: a path of 8,000 characters is answered and the server keeps serving", "[http]") {
