@@ -1,7 +1,5 @@
 #include "server/http/event_server.h"
 
-#include "server/http/address_filter.h"
-
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -21,6 +19,8 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+
+#include "server/http/address_filter.h"
 
 namespace warden::server {
 
