@@ -1,6 +1,7 @@
 #include "server/check/token_verifier.h"
 
 #include <algorithm>
+#include <atomic>
 
 #include "common/crypto.h"
 
@@ -68,13 +69,11 @@ TokenVerifier::Result TokenVerifier::Verify(std::string_view token_text, bool ca
   {
     std::shared_lock<std::shared_mutex> lock(mu_);
     generation = generation_;
-    auto it = tokens_by_id_.find(parsed->id);
-    if (it != tokens_by_id_.end()) {
-      const TokenEntry& entry = it->second;
-      hash_ok = ConstantTimeEquals(hash, std::string_view(entry.secret_hash.data(), entry.secret_hash.size()));
-      expires_at = entry.expires_at;
-      account = entry.account;
-      if (hash_ok && (expires_at == 0 || expires_at > now)) NoteUse(parsed->id, entry, now);
+    if (TokenTable::Entry* entry = tokens_by_id_.Find(parsed->id)) {
+      hash_ok = ConstantTimeEquals(hash, std::string_view(entry->secret_hash.data(), entry->secret_hash.size()));
+      expires_at = entry->expires_at;
+      account = entry->account;
+      if (hash_ok && (expires_at == 0 || expires_at > now)) NoteUse(parsed->id, *entry, now);
     } else if (unknown_ids_.count(parsed->id) != 0) {
       metrics_->token_failures++;
       metrics_->token_unknown_cache_hits++;
@@ -119,14 +118,13 @@ TokenVerifier::Result TokenVerifier::Verify(std::string_view token_text, bool ca
     expires_at = found->token.expires_at;
     std::unique_lock<std::shared_mutex> lock(mu_);
     if (generation == generation_) {  // nothing was invalidated while we read the store
-      auto [it, inserted] = tokens_by_id_.try_emplace(parsed->id);
+      auto [entry, inserted] = tokens_by_id_.Insert(parsed->id);
       if (inserted) {
-        TokenEntry& entry = it->second;
-        std::copy(found->token.secret_hash.begin(), found->token.secret_hash.end(), entry.secret_hash.begin());
-        entry.expires_at = expires_at;
-        entry.account = account;
-        entry.last_touch_queued = found->token.last_used_at;
-        if (hash_ok && (expires_at == 0 || expires_at > now)) NoteUse(parsed->id, entry, now);
+        std::copy(found->token.secret_hash.begin(), found->token.secret_hash.end(), entry->secret_hash.begin());
+        entry->expires_at = expires_at;
+        entry->account = account;
+        entry->last_touch_queued = found->token.last_used_at;
+        if (hash_ok && (expires_at == 0 || expires_at > now)) NoteUse(parsed->id, *entry, now);
       }
       accounts_.try_emplace(found->account.id, account);
     }
@@ -146,12 +144,14 @@ TokenVerifier::Result TokenVerifier::Verify(std::string_view token_text, bool ca
   return result;
 }
 
-void TokenVerifier::NoteUse(const std::string& token_id, const TokenEntry& entry, int64_t now) {
-  int64_t last = entry.last_touch_queued.load(std::memory_order_relaxed);
+void TokenVerifier::NoteUse(std::string_view token_id, TokenTable::Entry& entry, int64_t now) {
+  // Other threads read and write it under the same shared lock.
+  std::atomic_ref<int64_t> queued(entry.last_touch_queued);
+  int64_t last = queued.load(std::memory_order_relaxed);
   if (now - last < kTouchIntervalMs) return;
-  if (!entry.last_touch_queued.compare_exchange_strong(last, now)) return;  // another thread did
+  if (!queued.compare_exchange_strong(last, now)) return;  // another thread did
   std::lock_guard<std::mutex> lock(touch_mu_);
-  pending_touches_.emplace_back(token_id, now);
+  pending_touches_.emplace_back(std::string(token_id), now);
 }
 
 void TokenVerifier::FlushLastUsed() {
@@ -172,22 +172,19 @@ void TokenVerifier::InvalidateAccount(const std::string& account_id) {
   std::unique_lock<std::shared_mutex> lock(mu_);
   ++generation_;
   accounts_.erase(account_id);
-  for (auto it = tokens_by_id_.begin(); it != tokens_by_id_.end();) {
-    if (it->second.account->principal.id == account_id) it = tokens_by_id_.erase(it);
-    else ++it;
-  }
+  tokens_by_id_.EraseIf([&](const TokenTable::Entry& e) { return e.account->principal.id == account_id; });
 }
 
 void TokenVerifier::InvalidateToken(const std::string& token_id) {
   std::unique_lock<std::shared_mutex> lock(mu_);
   ++generation_;
-  tokens_by_id_.erase(token_id);
+  tokens_by_id_.Erase(token_id);
 }
 
 void TokenVerifier::InvalidateAll() {
   std::unique_lock<std::shared_mutex> lock(mu_);
   ++generation_;
-  tokens_by_id_.clear();
+  tokens_by_id_.Clear();
   accounts_.clear();
 }
 
