@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(g++ cmake ninja-build pkg-config git curl openssl sqlite3 libsqlite3-dev zlib1g-dev libssl-dev
-  libyaml-cpp-dev libre2-dev libcpp-httplib-dev node-llhttp nlohmann-json3-dev libsimdjson-dev libcli11-dev catch2
+  libyaml-cpp-dev libjemalloc-dev libre2-dev libcpp-httplib-dev node-llhttp nlohmann-json3-dev libsimdjson-dev libcli11-dev catch2
   libbenchmark-dev wrk python3 clang-14 libclang-rt-14-dev nginx caddy chromium libpq-dev postgresql)
 JOBS=${JOBS:-$(nproc)}
 
