@@ -117,10 +117,10 @@ end
 -- Every shape but rotate sends requests drawn before the run (WARDEN_BENCH_DRAWS per thread,
 -- 2^18 by default, about what a thread sends in a 15 s run; then they are sent again in the
 -- same order), and one costs wrk the same per request as the spreads: one Lua call and a
--- table read. Drawing and
--- formatting a Zipf request while the run was on cost wrk several microseconds of CPU on the
--- two cores it shares with the server, while one's static body cost wrk nothing, so the
--- spreads measured the client as well as the server (docs/benchmarks.md, session 11).
+-- table read. Drawing and formatting a Zipf request while the run was on cost wrk several
+-- microseconds of CPU on the two cores it shares with the server, while one's static body
+-- cost wrk nothing, so the spreads measured the client as well as the server
+-- (docs/benchmarks.md, session 11).
 local draws = tonumber(os.getenv("WARDEN_BENCH_DRAWS") or "262144")
 local drawn = {}
 local next_draw = 0

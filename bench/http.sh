@@ -119,39 +119,37 @@ run_wrk() {  # label mode lua url rep -> appends "label mode scen rep RESULT... 
   local label=$1 mode=$2 lua=$3 url=$4 rep=$5 args out res t0 t1 n
   wrk $WARMUP -s "$lua" "$url" > "$WORK/warmup.txt"
   echo "$label $mode warmup 0 $(grep '^RESULT' "$WORK/warmup.txt" | cut -d' ' -f2-) conns=$(conns "$WARMUP")" >> "$RAW"
-  {
-    for scen in load single; do
-      if [[ $scen == load ]]; then args=$LOAD; else args=$SINGLE; fi
-      if [[ $scen == load && $label == warden && -n "$NGINX_PID" ]]; then  # the ceiling, just before
-        res=$(wrk $args --latency -s "$PEERS/cerbos/check.lua" "$NGINX_URL" | grep '^RESULT')
-        echo "nginx ceiling load $rep-$mode ${res#RESULT } conns=$(conns "$args") cpu_us_per_req=0" | tee -a "$RAW"
-      fi
-      # warden: each run starts with the mover caught up, and its CPU includes the mover's
-      # work for the run's rows done after wrk stopped (settled again before t1); otherwise a
-      # run's deferred moving was charged to the next one (session 11: "single" runs showed
-      # 60-90 us a request of which most was the load run's backlog).
-      th0="" th1=""
-      if [[ $label == warden ]]; then settle; th0=$(thread_ticks); fi
-      t0=$(cpu_ticks) perf_pid=""
-      if [[ -n "${PERF_DIR:-}" && $label == warden && $scen == load && $rep == 1 ]]; then
-        mkdir -p "$PERF_DIR"
-        perf record -q -F 499 -p "$PID" -o "$PERF_DIR/$mode.data" 2>/dev/null & perf_pid=$!
-      fi
-      out=$(wrk $args --latency -s "$lua" "$url")
-      if [[ -n "$perf_pid" ]]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
-      if [[ $label == warden ]]; then settle; th1=$(thread_ticks); fi
-      t1=$(cpu_ticks)
-      res=$(grep '^RESULT' <<<"$out")
-      n=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$res")
-      n=$(( n > 0 ? n : 1 ))
-      split=""
-      if [[ $label == warden ]]; then
-        read -r l0 m0 o0 <<<"$th0"; read -r l1 m1 o1 <<<"$th1"
-        split=" loop_us_per_req=$(( (l1 - l0) * 10000 / n )) mover_us_per_req=$(( (m1 - m0) * 10000 / n )) other_us_per_req=$(( (o1 - o0) * 10000 / n ))"
-      fi
-      echo "$label $mode $scen $rep ${res#RESULT } conns=$(conns "$args") cpu_us_per_req=$(( (t1 - t0) * 10000 / n ))$split" | tee -a "$RAW"
-    done
-  }
+  for scen in load single; do
+    if [[ $scen == load ]]; then args=$LOAD; else args=$SINGLE; fi
+    if [[ $scen == load && $label == warden && -n "$NGINX_PID" ]]; then  # the ceiling, just before
+      res=$(wrk $args --latency -s "$PEERS/cerbos/check.lua" "$NGINX_URL" | grep '^RESULT')
+      echo "nginx ceiling load $rep-$mode ${res#RESULT } conns=$(conns "$args") cpu_us_per_req=0" | tee -a "$RAW"
+    fi
+    # warden: each run starts with the mover caught up, and its CPU includes the mover's
+    # work for the run's rows done after wrk stopped (settled again before t1); otherwise a
+    # run's deferred moving was charged to the next one (session 11: "single" runs showed
+    # 60-90 us a request of which most was the load run's backlog).
+    th0="" th1=""
+    if [[ $label == warden ]]; then settle; th0=$(thread_ticks); fi
+    t0=$(cpu_ticks) perf_pid=""
+    if [[ -n "${PERF_DIR:-}" && $label == warden && $scen == load && $rep == 1 ]]; then
+      mkdir -p "$PERF_DIR"
+      perf record -q -F 499 -p "$PID" -o "$PERF_DIR/$mode.data" 2>/dev/null & perf_pid=$!
+    fi
+    out=$(wrk $args --latency -s "$lua" "$url")
+    if [[ -n "$perf_pid" ]]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
+    if [[ $label == warden ]]; then settle; th1=$(thread_ticks); fi
+    t1=$(cpu_ticks)
+    res=$(grep '^RESULT' <<<"$out")
+    n=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$res")
+    n=$(( n > 0 ? n : 1 ))
+    split=""
+    if [[ $label == warden ]]; then
+      read -r l0 m0 o0 <<<"$th0"; read -r l1 m1 o1 <<<"$th1"
+      split=" loop_us_per_req=$(( (l1 - l0) * 10000 / n )) mover_us_per_req=$(( (m1 - m0) * 10000 / n )) other_us_per_req=$(( (o1 - o0) * 10000 / n ))"
+    fi
+    echo "$label $mode $scen $rep ${res#RESULT } conns=$(conns "$args") cpu_us_per_req=$(( (t1 - t0) * 10000 / n ))$split" | tee -a "$RAW"
+  done
 }
 
 # ---- the nginx ceiling (idle while it is not measured)

@@ -12,7 +12,6 @@
 // Thread-safety: all methods are thread-safe; the hot path takes a shared lock only.
 #pragma once
 
-#include <array>
 #include <atomic>
 #include <memory>
 #include <mutex>
