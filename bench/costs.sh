@@ -86,7 +86,7 @@ metric() { curl -s "$URL/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 mem_kib() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$PID/status"; }
 load1() { cut -d' ' -f1 /proc/loadavg; }
 decision_rows() { sqlite3 "$1/warden.db" 'SELECT COALESCE(SUM(row_count), 0) FROM decision_chunk'; }
-decision_bytes() { sqlite3 "$1/warden.db" "SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE name IN ('decision_chunk', 'decision_chunk_principal', 'decision_chunk_tenant')"; }
+decision_bytes() { sqlite3 "$1/warden.db" "SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE name IN ('decision_chunk', 'decision_chunk_first', 'decision_chunk_principal', 'decision_chunk_tenant')"; }
 settle() {  # until every appended row is in decision_chunk (the backlog gauge is 0), at most 5 min
   for _ in $(seq 1 3000); do
     [[ $(metric warden_decision_journal_backlog_bytes) == 0 ]] && return

@@ -15,7 +15,7 @@
 # (NGINX=auto|1|0). The req/s target is judged on the median of the repetitions' ratios to
 # one:2. Around each shape's runs the
 # decision rows (SUM(row_count) of decision_chunk) and the bytes of the decision tables
-# (dbstat: decision_chunk and its two indexes) are read with the sqlite3 CLI, so each shape
+# (dbstat: decision_chunk and its three indexes) are read with the sqlite3 CLI, so each shape
 # reports its own rows and bytes per decision. Rows are checked exactly: a 200 with a valid
 # token is `checks` rows, one with a bad token is 1 row (issue 12); when a wrk run ends up to one
 # request per connection is in flight, so rows may exceed the counted answers by at most
@@ -183,7 +183,7 @@ for _ in $(seq 1 100); do curl -sf "$URL/healthz" >/dev/null 2>&1 && break; slee
 curl -sf "$URL/healthz" >/dev/null || { echo "warden did not start:" >&2; cat "$WORK/warden.log" >&2; exit 1; }
 echo "## warden access_log=$ACCESS_LOG pid=$PID threads=$(ls /proc/$PID/task | wc -l) idle $(grep VmRSS /proc/$PID/status | tr -s ' \t' ' ')"
 decision_rows() { sqlite3 "$DATA/warden.db" 'SELECT COALESCE(SUM(row_count), 0) FROM decision_chunk'; }
-decision_bytes() { sqlite3 "$DATA/warden.db" "SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE name IN ('decision_chunk', 'decision_chunk_principal', 'decision_chunk_tenant')"; }
+decision_bytes() { sqlite3 "$DATA/warden.db" "SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE name IN ('decision_chunk', 'decision_chunk_first', 'decision_chunk_principal', 'decision_chunk_tenant')"; }
 settle() {  # until the mover has moved every journaled row (the backlog gauge is 0), at most 5 min
   for _ in $(seq 1 3000); do
     [[ $(curl -s "$URL/metrics" | awk '/^warden_decision_journal_backlog_bytes/{print $2}') == 0 ]] && return

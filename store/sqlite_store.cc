@@ -377,7 +377,7 @@ StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path
   }
   ASSIGN_OR_RETURN(store->admin_, Connection::Open(path, options.busy_timeout_ms));
   // Takes effect only when the file is new (before its first table). Each move rewrites the
-  // last page of decision_chunk and of its two indexes in the WAL, so small pages mean fewer
+  // last page of decision_chunk and of its indexes in the WAL, so small pages mean fewer
   // bytes a commit: a pass of 100 rows took ~102 µs against 115-175 µs with 16 KiB pages
   // (bench/store_bench). 16 KiB had been cheaper with one row per decision (schema version
   // 3); databases created then keep their page size.

@@ -75,7 +75,7 @@ TEST_CASE("Open creates the schema at the current version in WAL mode", "[store]
     CHECK(RawInt(path, std::string("SELECT COUNT(*) FROM pragma_table_info('") + table +
                            "') WHERE name IN ('tenant_id', 'id')") >= 1);
   }
-  for (const char* index : {"decision_chunk_principal", "decision_chunk_tenant", "audit_log_tenant", "audit_log_target",
+  for (const char* index : {"decision_chunk_first", "decision_chunk_principal", "decision_chunk_tenant", "audit_log_tenant", "audit_log_target",
                             "service_accounts_live_name"}) {
     INFO(index);
     CHECK(RawInt(path, std::string("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND "
@@ -175,6 +175,74 @@ TEST_CASE("Decision rows of a version-3 database are converted into chunks at Op
     REQUIRE((*store)->AppendDecisions(&more).ok());
     CHECK(more[0].seq == 1202);
   }
+}
+
+TEST_CASE("Chunks of a version-5 database are rekeyed by insertion order at Open", "[store][migrations]") {
+  TempDir dir;
+  FakeClock clock;
+  const std::string path = dir.File("w.db");
+  std::vector<DecisionRow> before;
+  {
+    auto store = SqliteStore::Open(path, clock);
+    REQUIRE(store.ok());
+    std::vector<DecisionRow> rows;
+    for (int i = 0; i < 900; ++i) rows.push_back(testing::MakeDecision("sa-" + std::to_string(i % 7), i % 3 == 0));
+    REQUIRE((*store)->AppendDecisions(&rows).ok());
+    REQUIRE((*store)->FlushDecisions().ok());
+    DecisionQuery q;
+    q.tenant_id = kDefaultTenantId;
+    q.limit = kMaxPageLimit;
+    before = testing::QueryAll(**store, q);
+    REQUIRE(before.size() == 900);
+  }
+  // Back to version 5: decision_chunk keyed by first_seq, its chunks stored in reverse.
+  RawExec(path, R"sql(
+    CREATE TABLE old_chunk (
+      first_seq INTEGER PRIMARY KEY, last_seq INTEGER NOT NULL, tenant_id TEXT NOT NULL,
+      principal_id TEXT NOT NULL, min_time INTEGER NOT NULL, max_time INTEGER NOT NULL,
+      row_count INTEGER NOT NULL, rows BLOB NOT NULL);
+    INSERT INTO old_chunk SELECT first_seq, last_seq, tenant_id, principal_id, min_time, max_time,
+      row_count, rows FROM decision_chunk ORDER BY first_seq DESC;
+    DROP TABLE decision_chunk;
+    ALTER TABLE old_chunk RENAME TO decision_chunk;
+    CREATE INDEX decision_chunk_principal ON decision_chunk (tenant_id, principal_id, last_seq);
+    CREATE INDEX decision_chunk_tenant ON decision_chunk (tenant_id, last_seq);
+    DELETE FROM schema_migrations WHERE version >= 6;
+  )sql");
+  const int64_t chunks = RawInt(path, "SELECT COUNT(*) FROM decision_chunk");
+  REQUIRE(chunks >= 7);
+  auto opened = SqliteStore::Open(path, clock);
+  INFO(opened.status().message());
+  REQUIRE(opened.ok());
+  auto& store = *opened;
+  CHECK(RawInt(path, "SELECT COUNT(*) FROM pragma_table_info('decision_chunk') WHERE name = 'id' AND pk = 1") == 1);
+  CHECK(RawInt(path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'decision_chunk_first'") == 1);
+  CHECK(RawInt(path, "SELECT COUNT(*) FROM decision_chunk") == chunks);
+  // Ids follow first_seq: the migration appended the chunks oldest first.
+  CHECK(RawInt(path, "SELECT COUNT(*) FROM decision_chunk a JOIN decision_chunk b ON a.id < b.id "
+                     "WHERE a.first_seq > b.first_seq") == 0);
+  DecisionQuery q;
+  q.tenant_id = kDefaultTenantId;
+  q.limit = kMaxPageLimit;
+  auto after = testing::QueryAll(*store, q);
+  REQUIRE(after.size() == before.size());
+  for (size_t k = 0; k < after.size(); ++k) {
+    CHECK(after[k].seq == before[k].seq);
+    CHECK(after[k].id == before[k].id);
+    CHECK(after[k].principal_id == before[k].principal_id);
+    CHECK(after[k].allowed == before[k].allowed);
+  }
+  CHECK(store->CountDecisions(kDefaultTenantId, "sa-3").value() == 129);
+  // New chunks are appended after the migrated ones; a chunk rewritten by retention too.
+  std::vector<DecisionRow> more(1, testing::MakeDecision("sa-1", true));
+  REQUIRE(store->AppendDecisions(&more).ok());
+  CHECK(more[0].seq == 901);
+  REQUIRE(store->FlushDecisions().ok());
+  CHECK(RawInt(path, "SELECT first_seq FROM decision_chunk ORDER BY id DESC LIMIT 1") == 901);
+  int64_t pruned = 0;
+  for (int i = 0; i < 20; ++i) pruned += store->Prune({.max_rows_per_principal = 10}, 100).value();
+  CHECK(pruned == 901 - 70);
+  CHECK(store->CountDecisions(kDefaultTenantId, "").value() == 70);
 }
 
 TEST_CASE("Reopening keeps data and applies no migration twice", "[store][migrations]") {
