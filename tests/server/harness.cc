@@ -187,16 +187,32 @@ TlsFiles MakeTestCertificate(const std::string& dir) {
 }
 
 int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  // A port the kernel hands out for bind(0) is in the ephemeral range, which every outgoing
+  // connection on the machine draws from too: between this probe and the child's bind, a client
+  // elsewhere can take it (CI saw caddy fail with "address already in use"). Below that range
+  // only listeners that name their port compete, so probe there, from a per-process start.
+  int low = 32768;
+  std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+  range >> low;
+  const int first = 10000;
+  const int span = low - first;
+  REQUIRE(span > 1000);
+  static unsigned next = static_cast<unsigned>(::getpid()) * 7919u +
+                         static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count());
+  for (int tries = 0; tries < span; ++tries) {
+    const int port = first + static_cast<int>(next++ % static_cast<unsigned>(span));
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_ANY);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    const bool bindable = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    if (bindable) return port;
+  }
+  FAIL("no free port below the ephemeral range");
+  return 0;
 }
 
 }  // namespace warden::testing

@@ -92,8 +92,8 @@ TlsFiles MakeTestCertificate(const std::string& dir);
 // Runs `command` through the shell and returns its exit code; stdout goes to *out.
 int RunCommand(const std::string& command, std::string* out);
 
-// A TCP port of 127.0.0.1 that was free a moment ago, for a server a test starts itself
-// (nginx, caddy, serve.sh): it binds it right after.
+// A TCP port, below the ephemeral range, that was free on every address a moment ago, for a
+// server a test starts itself (nginx, caddy, serve.sh): it binds it right after.
 int FreePort();
 
 }  // namespace warden::testing
