@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <functional>
 #include <string_view>
 
@@ -23,6 +24,8 @@ constexpr size_t kVersion2DictFields = 16;
 // Version 2's row flags byte: bit 0 allowed, bit 1 the id is a ULID in compact form.
 constexpr uint8_t kAllowedBit = 1;
 constexpr uint8_t kCompactUlidBit = 2;
+
+constexpr size_t kLinear = 8;  // a chunk's strings looked up by a scan before its index is built
 
 constexpr std::string_view kCrockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
@@ -139,7 +142,6 @@ struct Reader {
 uint32_t ChunkBuilder::Intern(size_t field, std::string_view value) {
   uint32_t* previous = previous_[field];
   if (previous[0] < spans_.size() && String(previous[0]) == value) return previous[0];
-  constexpr size_t kLinear = 8;  // strings looked up by a scan before the index is built
   uint32_t found = UINT32_MAX;
   if (previous[1] < spans_.size() && String(previous[1]) == value) {
     found = previous[1];
@@ -161,6 +163,7 @@ uint32_t ChunkBuilder::Intern(size_t field, std::string_view value) {
   }
   if (found == UINT32_MAX) {
     found = static_cast<uint32_t>(spans_.size());
+    ++strings_;
     PutVarint(&dict_, value.size());
     spans_.emplace_back(static_cast<uint32_t>(dict_.size()), static_cast<uint32_t>(value.size()));
     dict_.append(value);
@@ -188,6 +191,25 @@ void ChunkBuilder::Rehash(size_t slots) {
   }
 }
 
+void ChunkBuilder::Compact() {
+  if (compact() || rows_ == 0) return;
+  std::vector<std::pair<uint32_t, uint32_t>>().swap(spans_);
+  std::vector<uint32_t>().swap(slots_);
+  dict_.shrink_to_fit();
+  body_.shrink_to_fit();
+}
+
+void ChunkBuilder::Expand() {
+  spans_.reserve(strings_);
+  Reader in{reinterpret_cast<const unsigned char*>(dict_.data()),
+            reinterpret_cast<const unsigned char*>(dict_.data()) + dict_.size()};
+  while (in.p != in.end) {
+    const std::string_view s = in.Bytes();  // written by Intern: always whole
+    spans_.emplace_back(static_cast<uint32_t>(s.data() - dict_.data()), static_cast<uint32_t>(s.size()));
+  }
+  if (spans_.size() > kLinear) Rehash(std::max<size_t>(32, std::bit_ceil(spans_.size() * 2)));
+}
+
 bool ChunkBuilder::Add(const DecisionRow& row) {
   if (rows_ == 0) {
     first_seq_ = last_seq_ = row.seq;
@@ -196,14 +218,15 @@ bool ChunkBuilder::Add(const DecisionRow& row) {
   } else if (rows_ >= kMaxChunkRows || row.seq <= last_seq_ || row.seq - first_seq_ >= kMaxChunkSpan) {
     return false;
   }
+  if (compact()) Expand();
   PutVarint(&body_, static_cast<uint64_t>(row.seq - (rows_ == 0 ? first_seq_ : last_seq_)));
   PutVarint(&body_, ZigZag(WrappingSub(row.time, last_time_)));
   PutVarint(&body_, ZigZag(row.latency_us));
   uint64_t ulid_ms = 0;
   std::array<uint8_t, 10> random{};
-  const bool compact = SplitUlid(row.id, &ulid_ms, &random);
-  body_.push_back(static_cast<char>((row.allowed ? kAllowedBit : 0) | (compact ? kCompactUlidBit : 0)));
-  if (compact) {
+  const bool compact_id = SplitUlid(row.id, &ulid_ms, &random);
+  body_.push_back(static_cast<char>((row.allowed ? kAllowedBit : 0) | (compact_id ? kCompactUlidBit : 0)));
+  if (compact_id) {
     PutVarint(&body_, ZigZag(WrappingSub(static_cast<int64_t>(ulid_ms), row.time)));
     body_.append(reinterpret_cast<const char*>(random.data()), random.size());
   } else {
@@ -237,7 +260,7 @@ void ChunkBuilder::Peek(std::string* out) const {
   out->reserve(24 + dict_.size() + body_.size());
   out->push_back(static_cast<char>(kVersion));
   PutVarint(out, static_cast<uint64_t>(first_seq_));
-  PutVarint(out, spans_.size());
+  PutVarint(out, strings_);
   out->append(dict_);
   PutVarint(out, rows_);
   out->append(body_);
@@ -250,6 +273,7 @@ void ChunkBuilder::Finish(std::string* out) {
 
 void ChunkBuilder::Clear() {
   rows_ = 0;
+  strings_ = 0;
   body_.clear();
   dict_.clear();
   spans_.clear();

@@ -76,6 +76,12 @@ class ChunkBuilder {
   void Clear();
   // The heap bytes the builder holds (for the mover's memory bound), its own size included.
   size_t MemoryBytes() const;
+  // Frees what only Add needs (the dictionary's offsets and index) and trims the encoded
+  // strings and rows to their size, about half of a chunk of a few rows; the next Add rebuilds
+  // them from the encoded dictionary. For the open chunks of quiet principals, which the mover
+  // holds for many passes between their rows.
+  void Compact();
+  bool compact() const { return spans_.size() < strings_; }
 
   static constexpr size_t kDictFields = 18;
 
@@ -85,8 +91,10 @@ class ChunkBuilder {
     return std::string_view(dict_).substr(spans_[index].first, spans_[index].second);
   }
   void Rehash(size_t slots);
+  void Expand();  // undoes Compact
 
-  size_t rows_ = 0;
+  uint32_t rows_ = 0;
+  uint32_t strings_ = 0;  // in dict_ (spans_ is empty while compact)
   int64_t first_seq_ = 0, last_seq_ = 0, min_time_ = 0, max_time_ = 0, last_time_ = 0;
   std::string body_;  // the encoded rows
   std::string dict_;  // the encoded strings, as in the blob

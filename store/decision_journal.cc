@@ -193,8 +193,13 @@ Status DecisionJournal::Append(const std::vector<DecisionRow>& rows) {
   return Status::Ok();
 }
 
+void DecisionJournal::ReleaseReadBuffers() const {
+  std::string().swap(read_buffer_);
+  std::vector<DecisionRow>().swap(spare_rows_);
+}
+
 StatusOr<int64_t> DecisionJournal::Read(int64_t offset, size_t max_rows, std::vector<DecisionRow>* out) const {
-  constexpr int64_t kChunkBytes = 1 << 20;
+  constexpr int64_t kChunkBytes = 256 << 10;
   const int64_t end = end_.load();
   // One pread for many records (the mover's syscalls were most of its cost otherwise); a
   // record larger than the chunk is read on its own.

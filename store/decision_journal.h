@@ -41,10 +41,16 @@ class DecisionJournal {
 
   // One record holding `rows` (every field, seq included).
   Status Append(const std::vector<DecisionRow>& rows);
-  // Decodes the records from `offset` (a record boundary, at least kHeaderBytes) to the end
-  // of what has been appended, at most about `max_rows` rows, into *out (replacing its
-  // contents, reusing its rows' string buffers); returns the offset after them.
+  // Decodes whole records from `offset` (a record boundary, at least kHeaderBytes) toward the
+  // end of what has been appended, into *out (replacing its contents, reusing its rows'
+  // string buffers); returns the offset after them. One call decodes at most about `max_rows`
+  // rows and one read buffer (256 KiB, or the one record at `offset` when it is larger), so a
+  // caller goes on until end().
   StatusOr<int64_t> Read(int64_t offset, size_t max_rows, std::vector<DecisionRow>* out) const;
+  // Frees what Read() keeps between calls (its read buffer and recycled rows), for a reader
+  // done with this file: the store's mover keeps up to a few segments open behind it, and
+  // each kept ~0.5 MiB.
+  void ReleaseReadBuffers() const;
   // End of the last whole record.
   int64_t end() const { return end_.load(); }
   uint32_t generation() const { return generation_; }

@@ -53,6 +53,21 @@ void OpenChunks::SealThrough(int64_t seq) {
 }
 
 void OpenChunks::SealToFit(size_t bytes) {
+  if (open_bytes_ <= bytes) return;
+  // Compacting halves a chunk of a few rows and keeps it open, where sealing would store those
+  // few rows with a dictionary of their own: compact the oldest down to 3/4 of the bound, going
+  // on from where the last call stopped (a chunk that grew since is not old and quiet), then
+  // seal while still over it.
+  const size_t target = bytes / 4 * 3;
+  auto it = by_first_seq_.lower_bound(compact_from_);
+  for (; it != by_first_seq_.end() && open_bytes_ > target; ++it) {
+    ChunkBuilder& b = it->second->builder;
+    if (b.compact()) continue;
+    const size_t before = b.MemoryBytes();
+    b.Compact();
+    open_bytes_ -= before - b.MemoryBytes();
+  }
+  compact_from_ = it == by_first_seq_.end() ? INT64_MIN : it->first;
   while (!by_first_seq_.empty() && open_bytes_ > bytes) Seal(by_first_seq_.begin());
 }
 

@@ -40,7 +40,8 @@ class OpenChunks {
   // when there is none; a chunk that cannot take it (full, or the seq span) is sealed first.
   void Add(const DecisionRow& row, int64_t now);
   // Seal open chunks, oldest first: every one opened before `time`; every one whose first seq
-  // is <= `seq`; as many as it takes to bring the open chunks' memory to `bytes`; all.
+  // is <= `seq`; as many as it takes to bring the open chunks' memory to `bytes` (after
+  // compacting the oldest, ChunkBuilder::Compact); all.
   void SealOpenedBefore(int64_t time);
   void SealThrough(int64_t seq);
   void SealToFit(size_t bytes);
@@ -72,6 +73,7 @@ class OpenChunks {
   std::map<int64_t, Chunk*> by_first_seq_;  // the open chunks by first seq (oldest first)
   std::deque<std::unique_ptr<Chunk>> sealed_;
   size_t open_bytes_ = 0, sealed_bytes_ = 0;
+  int64_t compact_from_ = INT64_MIN;  // the first seq SealToFit's compaction goes on from
   Chunk* last_ = nullptr;  // the chunk of the previous Add (consecutive rows share a principal)
   std::string key_;        // scratch
 };

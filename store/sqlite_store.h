@@ -68,10 +68,13 @@ class SqliteStore final : public Store {
     int read_connections = 3;
     // Page cache per connection, KiB (an upper bound; SQLite fills it as pages are read).
     // Kept small: the budget of the whole server with 10,000 accounts and 100,000 tokens is
-    // 64 MiB. Worst case with the defaults: 2 MiB x (admin + readers + the decision log
-    // writer). The writer had 8 MiB while it inserted a chunk per principal every 5 ms; chunks
-    // held open insert ~100x fewer index entries, and the memory went to the open chunks.
-    int cache_kib = 2048;
+    // 64 MiB. Worst case with the defaults: 1 MiB x (admin + readers) + 2 MiB for the decision
+    // log writer. The writer had 8 MiB while it inserted a chunk per principal every 5 ms; chunks
+    // held open insert ~100x fewer index entries, and the memory went to the open chunks. The
+    // first pass over 100,000 tokens filled 2 MiB readers and the admin connection (its
+    // last_used_at writes) to 6.7 MiB at the peak; a token lookup reads three or four pages,
+    // and the interior ones stay cached in 1 MiB.
+    int cache_kib = 1024;
     int log_cache_kib = 2048;
     int busy_timeout_ms = 5000;
     // Checkpoint() truncates the WAL when it is larger than this.
@@ -83,10 +86,12 @@ class SqliteStore final : public Store {
     // The decision log's bounds (see above). A segment is started once the current one
     // passes decision_segment_bytes.
     int64_t decision_segment_bytes = 8ll << 20;
-    // 16 MiB and 30 s: with 10,000 accounts in a Zipf mix, the tail's chunks then hold enough
+    // 8 MiB and 30 s: with 10,000 accounts in a Zipf mix, the tail's chunks then hold enough
     // rows to amortise their dictionary and index entries (4 MiB and 5 s: ~78 bytes a
-    // decision; 16 MiB and 30 s: ~50; docs/benchmarks.md, session 9).
-    int64_t decision_open_bytes = 16ll << 20;
+    // decision; 16 MiB and 30 s: ~50, 40.8 with schema version 6; 8 MiB: 46.6, and 42.4 once
+    // the quiet chunks are compacted before any is sealed; docs/benchmarks.md, sessions 9
+    // and 13). 16 MiB put the first pass over 100,000 tokens above the 64 MiB budget.
+    int64_t decision_open_bytes = 8ll << 20;
     int64_t decision_open_age_ms = 30000;
     int64_t decision_journal_soft_bytes = 64ll << 20;
     int64_t decision_max_backlog_bytes = 64ll << 20;

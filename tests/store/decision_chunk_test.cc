@@ -224,6 +224,43 @@ TEST_CASE("Peek writes the rows so far and leaves the builder as it was", "[stor
   for (size_t i = 0; i < out.size(); ++i) CheckSameRow(out[i], rows[i]);
 }
 
+TEST_CASE("Compact frees what only Add needs; the rows and the next Add come out the same", "[store][chunk]") {
+  std::vector<DecisionRow> rows;
+  for (int i = 0; i < 60; ++i) rows.push_back(Row(100 + i, 5'000 + i, i));
+  ChunkBuilder plain, compacted;
+  // Compacted after 3 rows (a scan finds its strings) and after 30 (an index does), and twice.
+  for (int i = 0; i < 60; ++i) {
+    REQUIRE(plain.Add(rows[i]));
+    REQUIRE(compacted.Add(rows[i]));
+    if (i == 2 || i == 29 || i == 30) {
+      const size_t before = compacted.MemoryBytes();
+      compacted.Compact();
+      CHECK(compacted.compact());
+      CHECK(compacted.MemoryBytes() < before);
+      compacted.Compact();  // a second time changes nothing
+      std::string peeked, plain_peeked;
+      compacted.Peek(&peeked);  // queries read a compact chunk as it is
+      plain.Peek(&plain_peeked);
+      CHECK(peeked == plain_peeked);
+    }
+  }
+  CHECK(!compacted.compact());
+  // A refused row leaves a compact chunk compact.
+  compacted.Compact();
+  DecisionRow stale = rows[0];
+  CHECK(!compacted.Add(stale));
+  CHECK(compacted.compact());
+  std::string a, b;
+  plain.Finish(&a);
+  compacted.Finish(&b);
+  CHECK(a == b);  // the same strings interned to the same indices: the same bytes
+  std::vector<DecisionRow> out;
+  REQUIRE(DecodeChunk(b, &out).ok());
+  REQUIRE(out.size() == rows.size());
+  for (size_t i = 0; i < out.size(); ++i) CheckSameRow(out[i], rows[i]);
+  CHECK(!compacted.compact());  // Finish clears it
+}
+
 TEST_CASE("A row that repeats the strings of the rows before it takes about 22 bytes", "[store][chunk]") {
   // The benchmark's shape: requests of two checks (view allowed, update denied) of one token.
   std::vector<DecisionRow> rows;

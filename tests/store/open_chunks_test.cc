@@ -70,14 +70,20 @@ TEST_CASE("OpenChunks: Seal* take the oldest chunks first", "[store][chunk]") {
     open.SealThrough(2);
     CHECK(SealedPrincipals(open) == std::vector<std::string>{"a", "b"});
   }
-  SECTION("by memory") {
+  SECTION("by memory: the oldest compacted first, then sealed") {
     const size_t all = open.MemoryBytes();
     CHECK(all > 0);
     open.SealToFit(all - 1);
-    CHECK(SealedPrincipals(open) == std::vector<std::string>{"a"});
-    CHECK(open.MemoryBytes() == all);  // sealed chunks are held until written
+    CHECK(open.sealed().empty());  // compacting a's chunk was enough
+    const size_t compacted = open.MemoryBytes();
+    CHECK(compacted < all);
+    open.Add(RowOf("a", 5), 500);  // a compact chunk takes rows as before
+    CHECK(open.CountRows(kDefaultTenantId, "a") == 3);
+    open.SealToFit(1);
+    CHECK(SealedPrincipals(open) == std::vector<std::string>{"a", "b", "c"});
+    const size_t sealed = open.MemoryBytes();  // sealed chunks are held until written
     open.DropSealed(1);
-    CHECK(open.MemoryBytes() < all);
+    CHECK(open.MemoryBytes() < sealed);
   }
   SECTION("all, then a new chunk for the next row") {
     open.SealAll();
