@@ -45,7 +45,7 @@ std::pair<TokenTable::Entry*, bool> TokenTable::Insert(std::string_view id) {
   const size_t s = Probe(id);
   if (slots_[s] != kEmpty) return {&At(slots_[s] - 1), false};
   const uint32_t index = static_cast<uint32_t>(size_);
-  if ((index >> kBlockBits) == blocks_.size()) blocks_.push_back(std::make_unique<Entry[]>(kBlockSize));
+  if ((index >> kBlockBits) == blocks_.size()) blocks_.push_back(std::make_unique<Block>());
   Entry& e = At(index);
   e = Entry();
   std::copy(id.begin(), id.end(), e.id.begin());
@@ -113,7 +113,7 @@ void TokenTable::Clear() {
 }
 
 size_t TokenTable::MemoryBytes() const {
-  return blocks_.size() * kBlockSize * sizeof(Entry) + slots_.capacity() * sizeof(uint32_t);
+  return blocks_.size() * sizeof(Block) + slots_.capacity() * sizeof(uint32_t);
 }
 
 }  // namespace warden::server
