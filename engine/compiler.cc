@@ -409,36 +409,33 @@ void CompiledPolicy::Finish(const std::vector<CellBuilder>& builders, const std:
   rule_text_.reserve(text);
   for (const auto& id : ids) rule_text_ += id;
   rule_ids.clear();
+  rule_ids.reserve(ids.size());
   size_t at = 0;
   for (const auto& id : ids) {
     rule_ids.emplace_back(rule_text_.data() + at, id.size());
     at += id.size();
   }
-  model_offset_.assign(static_cast<size_t>(num_models), -1);
-  for (int m = 0; m < num_models; ++m) {
-    bool used = false;
-    for (int a = 0; a < num_actions; ++a) {
-      const CellBuilder& b = builders[static_cast<size_t>(m) * num_actions + a];
-      used = used || b.allow >= 0 || b.deny >= 0 || !b.allows.empty() || !b.denies.empty();
-    }
-    if (!used) continue;
-    model_offset_[static_cast<size_t>(m)] = static_cast<int32_t>(cells_.size());
-    for (int a = 0; a < num_actions; ++a) {
-      const CellBuilder& b = builders[static_cast<size_t>(m) * num_actions + a];
-      Cell c;
-      c.allow = b.allow;
-      c.deny = b.deny;
-      c.cond_begin = static_cast<uint32_t>(conditional_.size());
-      c.n_allow = static_cast<uint16_t>(b.allows.size());
-      c.n_deny = static_cast<uint16_t>(b.denies.size());
-      conditional_.insert(conditional_.end(), b.allows.begin(), b.allows.end());
-      conditional_.insert(conditional_.end(), b.denies.begin(), b.denies.end());
-      cells_.push_back(c);
-    }
+  auto empty = [](const CellBuilder& b) { return b.allow < 0 && b.deny < 0 && b.allows.empty() && b.denies.empty(); };
+  size_t used = 0, conditional = 0;
+  for (const CellBuilder& b : builders) {
+    used += empty(b) ? 0 : 1;
+    conditional += b.allows.size() + b.denies.size();
   }
-  cells_.shrink_to_fit();
-  conditional_.shrink_to_fit();
-  rule_ids.shrink_to_fit();
+  cells_.reserve(used);
+  conditional_.reserve(conditional);
+  for (size_t key = 0; key < builders.size(); ++key) {
+    const CellBuilder& b = builders[key];
+    if (empty(b)) continue;
+    Cell c;
+    c.allow = b.allow;
+    c.deny = b.deny;
+    c.cond_begin = static_cast<uint32_t>(conditional_.size());
+    c.n_allow = static_cast<uint16_t>(b.allows.size());
+    c.n_deny = static_cast<uint16_t>(b.denies.size());
+    conditional_.insert(conditional_.end(), b.allows.begin(), b.allows.end());
+    conditional_.insert(conditional_.end(), b.denies.begin(), b.denies.end());
+    cells_.push_back({static_cast<uint32_t>(key), c});
+  }
 }
 
 std::shared_ptr<CompiledPolicy> BuildPolicy(const CatalogImpl& catalog, const PolicySource& source,

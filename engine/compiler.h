@@ -1,11 +1,12 @@
 // The policy compiler's internals, shared by the tree compiler (compiler.cc), the
 // service-account documents (policy_doc.cc) and the policy-test runner (policy_tests.cc).
 //
-// A CompiledPolicy is a dense [model][action] table built once; Evaluate only looks up a
-// cell and runs that cell's conditional rules. All types here are immutable once built and
+// A CompiledPolicy is a [model][action] table built once (its non-empty cells, by key);
+// Evaluate only looks up a cell and runs that cell's conditional rules. All types here are immutable once built and
 // are shared between threads through std::shared_ptr<const ...>.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -102,12 +103,14 @@ class CompiledPolicy {
   std::vector<std::unique_ptr<const Condition>> conditions;
   uint8_t applies_to = 0;  // guardrails: bit (1 << PrincipalType)
 
-  // The cell of (m, a); an empty cell for models the policy never names.
+  // The cell of (m, a); an empty cell where the policy grants and denies nothing.
   const Cell& CellAt(ModelId m, ActionId a) const {
     static const Cell kEmpty;
     if (m < 0 || m >= num_models || a < 0 || a >= num_actions) return kEmpty;
-    int32_t offset = model_offset_[static_cast<size_t>(m)];
-    return offset < 0 ? kEmpty : cells_[static_cast<size_t>(offset + a)];
+    const uint32_t key = static_cast<uint32_t>(m) * static_cast<uint32_t>(num_actions) + static_cast<uint32_t>(a);
+    const auto it = std::lower_bound(cells_.begin(), cells_.end(), key,
+                                     [](const KeyedCell& c, uint32_t k) { return c.key < k; });
+    return it != cells_.end() && it->key == key ? it->cell : kEmpty;
   }
   std::span<const RuleRef> Allows(const Cell& c) const {
     return {conditional_.data() + c.cond_begin, c.n_allow};
@@ -116,13 +119,19 @@ class CompiledPolicy {
     return {conditional_.data() + c.cond_begin + c.n_allow, c.n_deny};
   }
   // Packs the dense builders (num_models * num_actions, row-major) and the rule ids: only
-  // models with a non-empty cell get cells.
+  // the non-empty cells are kept.
   void Finish(const std::vector<CellBuilder>& builders, const std::vector<std::string>& ids);
 
  private:
   std::string rule_text_;
-  std::vector<int32_t> model_offset_;  // per model: its first cell in cells_, or -1
-  std::vector<Cell> cells_;
+  struct KeyedCell {
+    uint32_t key;  // m * num_actions + a
+    Cell cell;
+  };
+  // The non-empty cells by key: a search of a few steps instead of a row of num_actions cells
+  // per model named and an offset per model of the catalog, which were ~400 of the ~1,700
+  // bytes an account took in the token cache (10,000 accounts, docs/benchmarks.md).
+  std::vector<KeyedCell> cells_;
   std::vector<RuleRef> conditional_;
 };
 
