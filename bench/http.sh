@@ -20,8 +20,11 @@
 # token is `checks` rows, one with a bad token is 1 row (issue 12); when a wrk run ends up to one
 # request per connection is in flight, so rows may exceed the counted answers by at most
 # conns x checks per run.
-# Targets printed per shape: req/s >= 90% of the one-token (one:2) figure, p99 <= 1.5x its
-# p99, >= 10x Cerbos, <= 48 bytes per decision, no failed request, rows exact.
+# Targets printed per spread (the two-check shapes: DESIGN section 7): req/s >= 90% of the
+# one-token (one:2) figure, p99 <= 1.5x its p99 and <= 1.5x the nginx ceiling's p99 measured just
+# before, >= 10x Cerbos, single-client p50 < 0.15 ms. A batch of 1 or 20 checks is reported in
+# decisions a second (against one:2's and Cerbos's, whose request holds two), not judged on
+# those. Every shape: <= 48 bytes per decision, no failed request, rows exact.
 #
 # Env: BUILD_DIR=build (configured Release with Ninja when absent)  SKIP_BUILD=1
 #      ACCESS_LOG=on (warden's WARDEN_ACCESS_LOG; its lines go to a file on disk)
@@ -293,21 +296,35 @@ for m in shapes:
     fail += 0 if rows_ok else 1
     b = nbytes.get(m, 0) / n if n > 0 else 0
     ng = [float(r['p99_us']) for r in ceil if r['rep'].endswith('-' + m)]
+    ng_p99 = st.median(ng) if ng else None
+    # The spreads are DESIGN's request shape (two checks); a batch of 1 or 20 is another amount
+    # of work a request, so it is compared in decisions a second (Cerbos's request holds two)
+    # and its req/s, p99 and single-client p50 are reported, not judged.
+    spread = checks == 2
     parts = [f"{m:<11} req/s {w['rps']:>7.0f}"]
     # Each repetition's ratio to one:2 (runs minutes apart); the target is judged on their median.
     one_by_rep = {r['rep']: float(r['rps']) for r in runs.get(('warden', 'one:2', 'load'), [])}
     per_rep = [float(r['rps']) / one_by_rep[r['rep']] for r in runs[('warden', m, 'load')] if r['rep'] in one_by_rep]
-    if base and per_rep:
-        ratio = st.median(per_rep)
-        parts.append(f"{ratio*100:5.1f}% of one:2 (reps {', '.join(f'{x*100:.0f}%' for x in per_rep)}; >= 90%: {'MET' if ratio >= 0.9 else 'MISSED'})")
-    if base: parts.append(f"p99 {w['p99_us']/1000:.2f} ms = {w['p99_us']/base['p99_us']:.2f}x one:2 (<= 1.5x: {'MET' if w['p99_us'] <= 1.5*base['p99_us'] else 'MISSED'})")
-    if ng: parts.append(f"nginx p99 {st.median(ng)/1000:.2f} ms")
-    if cer: parts.append(f"{w['rps']/cer['rps']:.1f}x Cerbos (>= 10x: {'MET' if w['rps'] >= 10*cer['rps'] else 'MISSED'})")
-    parts.append(f"{b:.1f} B/decision (<= 48: {'MET' if 0 < b <= 48 else 'MISSED'})")
+    def judged(ok): return 'MET' if ok else 'MISSED'
+    if spread:
+        if base and per_rep:
+            ratio = st.median(per_rep)
+            parts.append(f"{ratio*100:5.1f}% of one:2 (reps {', '.join(f'{x*100:.0f}%' for x in per_rep)}; >= 90%: {judged(ratio >= 0.9)})")
+        if base: parts.append(f"p99 {w['p99_us']/1000:.2f} ms = {w['p99_us']/base['p99_us']:.2f}x one:2 (<= 1.5x: {judged(w['p99_us'] <= 1.5*base['p99_us'])})")
+        if ng_p99: parts.append(f"{w['p99_us']/ng_p99:.2f}x the nginx p99 of {ng_p99/1000:.2f} ms (<= 1.5x: {judged(w['p99_us'] <= 1.5*ng_p99)})")
+        if cer: parts.append(f"{w['rps']/cer['rps']:.1f}x Cerbos (>= 10x: {judged(w['rps'] >= 10*cer['rps'])})")
+    else:
+        parts.append(f"a batch: {w['rps']*checks:.0f} decisions/s")
+        if base and per_rep: parts.append(f"{st.median(per_rep)*checks/2*100:.0f}% of one:2's decisions/s")
+        if cer: parts.append(f"{w['rps']*checks/(2*cer['rps']):.1f}x Cerbos's decisions/s")
+        if base: parts.append(f"p99 {w['p99_us']/1000:.2f} ms = {w['p99_us']/base['p99_us']:.2f}x one:2")
+        if ng_p99: parts.append(f"{w['p99_us']/ng_p99:.2f}x the nginx p99")
+    parts.append(f"{b:.1f} B/decision (<= 48: {judged(0 < b <= 48)})")
     parts.append(f"rows {n} for {good} good x {checks} + {badtok} bad, expected {lo}..{hi}: {'OK' if rows_ok else 'MISMATCH'}")
     print("  " + "; ".join(parts))
     ws = med.get(('warden', m, 'single'))
-    if ws: print(f"  {'':<11} single-client p50 {ws['p50_us']/1000:.3f} ms (< 0.15 ms: {'MET' if ws['p50_us'] < 150 else 'MISSED'})")
+    if ws and spread: print(f"  {'':<11} single-client p50 {ws['p50_us']/1000:.3f} ms (< 0.15 ms: {judged(ws['p50_us'] < 150)})")
+    elif ws: print(f"  {'':<11} single-client p50 {ws['p50_us']/1000:.3f} ms ({checks} checks a request)")
 print("\nALL OK: every request 200 with the right decisions, decision log exact" if fail == 0 else f"\nFAILURES: {fail}")
 sys.exit(1 if fail else 0)
 PY
