@@ -1391,19 +1391,30 @@ StatusOr<TokenLookup> SqliteStore::LookupToken(const std::string& token_id) {
 Status SqliteStore::TouchTokensLastUsed(
     const std::vector<std::pair<std::string, int64_t>>& uses) {
   if (uses.empty()) return Status::Ok();
-  // Not an admin change: the decision-log connection (synchronous=NORMAL) avoids an fsync.
-  std::lock_guard<std::mutex> lock(write_mu_);
-  Connection& c = *log_;
-  Transaction tx(&c);
-  RETURN_IF_ERROR(tx.status());
-  ASSIGN_OR_RETURN(Stmt s, c.Prepare("UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1 "
-                                     "AND last_used_at < ?2"));
-  for (const auto& [id, millis] : uses) {
-    s.Reset();
-    s.Bind(1, id).Bind(2, millis);
-    RETURN_IF_ERROR(s.Run("updating token last use"));
+  // In id order (neighbours share B-tree pages), a short transaction at a time: with a million
+  // tokens in use a flush is ~16,000 updates a second on random pages of api_tokens, and one
+  // transaction held write_mu_, and so the mover's writes, for all of them.
+  std::vector<const std::pair<std::string, int64_t>*> order;
+  order.reserve(uses.size());
+  for (const auto& u : uses) order.push_back(&u);
+  std::sort(order.begin(), order.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
+  constexpr size_t kUpdatesPerTransaction = 512;
+  for (size_t from = 0; from < order.size(); from += kUpdatesPerTransaction) {
+    // Not an admin change: the decision-log connection (synchronous=NORMAL) avoids an fsync.
+    std::lock_guard<std::mutex> lock(write_mu_);
+    Connection& c = *log_;
+    Transaction tx(&c);
+    RETURN_IF_ERROR(tx.status());
+    ASSIGN_OR_RETURN(Stmt s, c.Prepare("UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1 "
+                                       "AND last_used_at < ?2"));
+    for (size_t i = from; i < std::min(order.size(), from + kUpdatesPerTransaction); ++i) {
+      s.Reset();
+      s.Bind(1, order[i]->first).Bind(2, order[i]->second);
+      RETURN_IF_ERROR(s.Run("updating token last use"));
+    }
+    RETURN_IF_ERROR(tx.Commit());
   }
-  return tx.Commit();
+  return Status::Ok();
 }
 
 StatusOr<int64_t> SqliteStore::CountTokens(const std::string& tenant_id) {

@@ -1,4 +1,5 @@
 // Service accounts, policy versions, tokens and the audit log of the SQLite store.
+#include <cstdio>
 #include <catch2/catch.hpp>
 
 #include "tests/store/store_test_util.h"
@@ -357,6 +358,29 @@ TEST_CASE("Tokens: create, list, lookup, delete one, touch", "[store][conformanc
     REQUIRE(f.store->TouchTokensLastUsed({{"AbCdEfGhI1", 500}}).ok());
     CHECK(f.store->LookupToken("AbCdEfGhI1")->token.last_used_at == 1000);
     REQUIRE(f.store->TouchTokensLastUsed({}).ok());
+  }
+}
+
+TEST_CASE("TouchTokensLastUsed writes every use of a batch larger than one transaction",
+          "[store][conformance][account]") {
+  StoreFixture f;
+  auto a = f.store->CreateAccount(MakeAccount("many-tokens"));
+  REQUIRE(a.ok());
+  // More than the SQLite store's 512 updates a transaction, given in descending id order.
+  constexpr int kTokens = 600;
+  std::vector<std::pair<std::string, int64_t>> uses;
+  for (int i = kTokens - 1; i >= 0; --i) {
+    char id[11];
+    std::snprintf(id, sizeof id, "tk%08d", i);
+    REQUIRE(f.store->CreateToken(MakeToken(id, a->id)).ok());
+    uses.emplace_back(id, 1000 + i);
+  }
+  REQUIRE(f.store->TouchTokensLastUsed(uses).ok());
+  for (int i : {0, 1, 511, 512, 513, kTokens - 1}) {
+    char id[11];
+    std::snprintf(id, sizeof id, "tk%08d", i);
+    INFO(id);
+    CHECK(f.store->LookupToken(id)->token.last_used_at == 1000 + i);
   }
 }
 
