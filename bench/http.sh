@@ -282,6 +282,7 @@ if 'warden' in hwm: print(f"warden VmHWM over the whole run: {hwm['warden']/1024
 base = med.get(('warden', 'one:2', 'load'))
 cer = med.get(('cerbos', 'on', 'load'))
 ceil = [r for r in runs.get(('nginx', 'ceiling', 'load'), [])]
+def judged(ok): return 'MET' if ok else 'MISSED'
 print("\nPer shape (load runs; ratios to one:2 and to Cerbos in this run; p99 beside the nginx ceiling measured just before)")
 for m in shapes:
     w = med.get(('warden', m, 'load'))
@@ -305,7 +306,6 @@ for m in shapes:
     # Each repetition's ratio to one:2 (runs minutes apart); the target is judged on their median.
     one_by_rep = {r['rep']: float(r['rps']) for r in runs.get(('warden', 'one:2', 'load'), [])}
     per_rep = [float(r['rps']) / one_by_rep[r['rep']] for r in runs[('warden', m, 'load')] if r['rep'] in one_by_rep]
-    def judged(ok): return 'MET' if ok else 'MISSED'
     if spread:
         if base and per_rep:
             ratio = st.median(per_rep)

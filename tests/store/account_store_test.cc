@@ -368,19 +368,20 @@ TEST_CASE("TouchTokensLastUsed writes every use of a batch larger than one trans
   REQUIRE(a.ok());
   // More than the SQLite store's 512 updates a transaction, given in descending id order.
   constexpr int kTokens = 600;
-  std::vector<std::pair<std::string, int64_t>> uses;
-  for (int i = kTokens - 1; i >= 0; --i) {
+  const auto id_of = [](int i) {
     char id[11];
     std::snprintf(id, sizeof id, "tk%08d", i);
-    REQUIRE(f.store->CreateToken(MakeToken(id, a->id)).ok());
-    uses.emplace_back(id, 1000 + i);
+    return std::string(id);
+  };
+  std::vector<std::pair<std::string, int64_t>> uses;
+  for (int i = kTokens - 1; i >= 0; --i) {
+    REQUIRE(f.store->CreateToken(MakeToken(id_of(i), a->id)).ok());
+    uses.emplace_back(id_of(i), 1000 + i);
   }
   REQUIRE(f.store->TouchTokensLastUsed(uses).ok());
   for (int i : {0, 1, 511, 512, 513, kTokens - 1}) {
-    char id[11];
-    std::snprintf(id, sizeof id, "tk%08d", i);
-    INFO(id);
-    CHECK(f.store->LookupToken(id)->token.last_used_at == 1000 + i);
+    INFO(id_of(i));
+    CHECK(f.store->LookupToken(id_of(i))->token.last_used_at == 1000 + i);
   }
 }
 
